@@ -1,0 +1,47 @@
+"""Exceptions the plugin raises; each one names what is at fault and how to fix it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "LLMEvalError",
+    "ConfigError",
+    "ProviderError",
+    "CacheMissError",
+    "BudgetExceededError",
+]
+
+
+class LLMEvalError(Exception):
+    """Base of the errors that make a case an *error* (never a pass, never a plain fail)."""
+
+
+class ConfigError(LLMEvalError):
+    """A configuration mistake: bad model name, unknown provider, bad marker argument."""
+
+
+class ProviderError(LLMEvalError):
+    """A model call failed for good (after retries) or cannot be made at all.
+
+    ``retryable`` and ``retry_after`` tell the retry loop whether and when to try again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+class CacheMissError(LLMEvalError):
+    """``--llmeval-cache=replay`` found no stored answer for a request."""
+
+
+class BudgetExceededError(LLMEvalError):
+    """``--llmeval-max-cost`` was reached, so this call was not made."""

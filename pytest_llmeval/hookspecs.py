@@ -1,0 +1,45 @@
+"""Hook specifications of pytest-llmeval, added to pytest through ``pytest_addhooks``.
+
+Built-in providers register through these same hooks, so a third-party provider is
+a plugin exactly like ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.hookspec(historic=True)
+def pytest_llmeval_register_providers(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register model providers.
+
+    Call ``register(name, factory)`` once per provider. ``factory(spec)`` receives a
+    :class:`pytest_llmeval.models.ModelSpec` and returns an object with an ``endpoint``
+    attribute (the base URL it talks to, part of the cache key) and a method
+    ``complete(request, *, timeout) -> dict`` returning the stored completion form (see
+    :meth:`pytest_llmeval.models.Completion.to_dict`). Making the object must be cheap:
+    a replayed run makes it too, so import the SDK inside ``complete``. A provider signals
+    failures with :class:`pytest_llmeval.errors.ProviderError` (``retryable=True`` for
+    rate limits and transient faults, with ``retry_after`` when the server said).
+
+    Historic: a plugin registered later (a ``conftest.py`` deeper in the tree) still
+    receives the call.
+    """
+
+
+@pytest.hookspec(historic=True)
+def pytest_llmeval_register_graders(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register extra graders, available as ``judge.<name>(...)``.
+
+    Call ``register(name, grader)``; ``grader(judge, output, **kwargs)`` returns a
+    :class:`pytest_llmeval.Grade`.
+    """
+
+
+@pytest.hookspec
+def pytest_llmeval_eval_finished(result: Any, config: pytest.Config) -> None:
+    """Called once per eval and model at the end of the run (on the controller under
+    xdist), with the eval's aggregated result (pass rate, interval, threshold, verdict)."""

@@ -1,0 +1,176 @@
+"""Model names, requests and completions: the plain data every other module passes around."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ModelSpec", "Request", "Completion", "Usage", "ToolCall", "canonical_json"]
+
+# Bump when the meaning of a cache key changes, so old entries stop matching.
+KEY_VERSION = 1
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model named ``PROVIDER:MODEL`` or ``PROVIDER:MODEL@BASE_URL``."""
+
+    provider: str
+    name: str
+    base_url: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "model") -> ModelSpec:
+        """Parse ``openai:gpt-4o-mini`` or ``openai:llama3@http://localhost:11434/v1``.
+
+        ``source`` names where the text came from, for the error message.
+        """
+        raw = text.strip() if isinstance(text, str) else text
+        if not isinstance(raw, str) or ":" not in raw:
+            raise ConfigError(
+                f"invalid model {text!r} ({source}): expected PROVIDER:MODEL, "
+                "e.g. openai:gpt-4o-mini, anthropic:claude-haiku-4-5, local:smollm2 "
+                "or openai:NAME@http://host:port/v1"
+            )
+        provider, _, rest = raw.partition(":")
+        base_url = None
+        # Only an "@" that starts a URL separates the base URL: model names may contain "@".
+        for marker in ("@http://", "@https://"):
+            if marker in rest:
+                rest, _, url = rest.partition(marker)
+                base_url = marker[1:] + url
+                break
+        if not provider or not rest:
+            raise ConfigError(f"invalid model {text!r} ({source}): provider and model must not be empty")
+        return cls(provider.lower(), rest, base_url.rstrip("/") if base_url else None)
+
+    def __str__(self) -> str:
+        base = f"{self.provider}:{self.name}"
+        return f"{base}@{self.base_url}" if self.base_url else base
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model call, provider-neutral.
+
+    ``messages`` are OpenAI-style ``{"role", "content"}`` dicts (roles system, user,
+    assistant); content is text or a list of ``{"type": "text", "text": ...}`` parts, which
+    may carry Anthropic's ``cache_control``. ``params`` holds generation parameters
+    (``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed``, ...) and the neutral
+    ``tools`` / ``tool_choice`` / ``response_format`` entries.
+    """
+
+    model: ModelSpec
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+    # The effective endpoint (explicit @URL, or the SDK's env variable): part of the key,
+    # because two servers behind one model name give different answers.
+    endpoint: str = ""
+
+    def key_payload(self) -> dict[str, Any]:
+        """Everything that changes the answer, and nothing secret."""
+        return {
+            "v": KEY_VERSION,
+            "provider": self.model.provider,
+            "model": self.model.name,
+            "endpoint": self.endpoint,
+            "messages": self.messages,
+            "params": self.params,
+            "sample": self.sample,
+        }
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(canonical_json(self.key_payload()).encode("utf-8")).hexdigest()
+        return f"v{KEY_VERSION}-{digest}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the provider reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(
+            int(data.get("input_tokens") or 0),
+            int(data.get("output_tokens") or 0),
+            int(data.get("cached_input_tokens") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool (function) call the model made; ``arguments`` already parsed from JSON."""
+
+    name: str
+    arguments: Any
+    raw_arguments: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer. ``str(completion)`` is its text."""
+
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+    latency_s: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    refusal: str | None = None
+    key: str = ""
+    cost_usd: float = 0.0
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (without ``cached``, ``latency_s`` and ``key``, which vary per call)."""
+        return {
+            "text": self.text,
+            "model": self.model,
+            "usage": self.usage.to_dict(),
+            "tool_calls": [
+                {"name": t.name, "arguments": t.arguments, "raw_arguments": t.raw_arguments} for t in self.tool_calls
+            ],
+            "finish_reason": self.finish_reason,
+            "refusal": self.refusal,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **extra: Any) -> Completion:
+        return cls(
+            text=data.get("text") or "",
+            model=data.get("model") or "",
+            usage=Usage.from_dict(data.get("usage")),
+            tool_calls=tuple(
+                ToolCall(t["name"], t.get("arguments"), t.get("raw_arguments", ""))
+                for t in data.get("tool_calls") or ()
+            ),
+            finish_reason=data.get("finish_reason"),
+            refusal=data.get("refusal"),
+            **extra,
+        )

@@ -1,0 +1,328 @@
+"""Wiring: options, the marker, fixtures and the per-run state object.
+
+Module-level hooks stay thin: ``pytest_configure`` builds one :class:`EvalSession`, keeps
+it under a ``StashKey`` and registers it as a plugin; everything stateful lives there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from . import hookspecs
+from .caller import Caller
+from .errors import ConfigError, LLMEvalError
+from .llm import LLM
+from .marker import MARKER_HELP, EvalMarker
+from .models import ModelSpec
+from .recording import CaseRecord, reset_current, set_current
+from .registry import ProviderRegistry
+from .retry import RetryPolicy
+from .settings import Settings, add_options
+
+__all__ = ["EvalSession", "SESSION_KEY"]
+
+MODEL_ARG = "_llmeval_model"
+SAMPLE_ARG = "_llmeval_sample"
+
+
+@dataclass
+class CaseInfo:
+    """What the plugin knows about one collected eval item."""
+
+    eval_id: str
+    model: ModelSpec | None
+    sample: int
+    marker: EvalMarker | None
+    record: CaseRecord = field(default_factory=lambda: CaseRecord(nodeid=""))
+
+
+SESSION_KEY = pytest.StashKey["EvalSession"]()
+CASE_KEY = pytest.StashKey[CaseInfo]()
+
+
+# -- module-level hooks -------------------------------------------------------------------
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings = Settings.from_config(config)
+    from . import providers
+
+    if not config.pluginmanager.is_registered(providers):
+        config.pluginmanager.register(providers, "llmeval-builtin-providers")
+    session = EvalSession(config, settings)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "llmeval-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+        config.pluginmanager.unregister(session)
+        del config.stash[SESSION_KEY]
+
+
+# -- fixtures -----------------------------------------------------------------------------
+@pytest.fixture
+def _llmeval_model() -> str:
+    # Replaced by parametrization for every test that uses `llm`; reaching this means the
+    # collection-time check failed to run, which the usage error already reports.
+    raise ConfigError("no model configured")  # pragma: no cover
+
+
+@pytest.fixture
+def _llmeval_sample() -> int:
+    return 0
+
+
+@pytest.fixture
+def llm(request: pytest.FixtureRequest, _llmeval_model: str, _llmeval_sample: int) -> LLM:
+    """The model under test. The test runs once per configured model.
+
+    ``llm(prompt, *, system=None, **params) -> str``; ``llm.chat(messages, **params) ->
+    Completion``; ``llm.model`` is ``PROVIDER:MODEL``. Models come from ``--llmeval-model``,
+    else the marker's ``models=``, else the ini option ``llmeval_models``::
+
+        def test_capital(llm):
+            assert exact(llm("Capital of France? One word."), "Paris")
+    """
+    session = request.config.stash[SESSION_KEY]
+    info = request.node.stash.get(CASE_KEY, None)
+    tags = info.marker.tags if info and info.marker else ()
+    return LLM(
+        session.caller,
+        ModelSpec.parse(_llmeval_model),
+        test_id=request.node.nodeid,
+        sample=_llmeval_sample,
+        tags=tags,
+    )
+
+
+# -- the run ------------------------------------------------------------------------------
+class EvalSession:
+    """State of one pytest run: settings, providers, the caller, collected case results."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.registry = ProviderRegistry()
+        # Historic: providers registered by conftest files loaded later still get the call.
+        config.hook.pytest_llmeval_register_providers.call_historic(kwargs={"register": self.registry.register})
+        workerinput = getattr(config, "workerinput", None)
+        self.run_id: str = (workerinput or {}).get("llmeval_run_id") or uuid.uuid4().hex
+        self.caller = Caller(
+            registry=self.registry,
+            store_path=settings.cache_path,
+            mode=settings.cache_mode,
+            timeout_s=settings.timeout_s,
+            retry=RetryPolicy(max_retries=settings.retries),
+            run_id=self.run_id,
+            run_args=list(config.invocation_params.args),
+            prices=settings.prices,
+        )
+        self.config_errors: list[str] = []
+        self.cases: list[dict[str, Any]] = []
+        if config.pluginmanager.hasplugin("xdist"):
+            from .xdist import XdistHooks
+
+            config.pluginmanager.register(XdistHooks(self), "llmeval-xdist")
+
+    def close(self) -> None:
+        self.caller.close()
+
+    # -- model resolution -----------------------------------------------------------------
+    def models_for(self, marker: EvalMarker | None) -> tuple[ModelSpec, ...]:
+        """Models under test: CLI, else the marker's ``models=``, else the ini option."""
+        return self.settings.cli_models or (marker.models if marker else ()) or self.settings.ini_models
+
+    def judge_for(self, marker: EvalMarker | None) -> ModelSpec | None:
+        """The judge model: CLI, else the marker's ``judge=``, else the ini option."""
+        return self.settings.cli_judge or (marker.judge if marker else None) or self.settings.ini_judge
+
+    def repeat_for(self, marker: EvalMarker | None) -> int:
+        return self.settings.repeat or (marker.repeat if marker else 1)
+
+    def threshold_for(self, marker: EvalMarker | None) -> float:
+        if self.settings.min_pass_rate is not None:
+            return self.settings.min_pass_rate
+        return marker.min_pass_rate if marker else 1.0
+
+    # -- collection -----------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        where = metafunc.definition.nodeid
+        try:
+            marker = EvalMarker.from_node(metafunc.definition, where)
+        except ConfigError as exc:
+            self.config_errors.append(str(exc))
+            return
+        if "llm" in metafunc.fixturenames:
+            models = self.models_for(marker)
+            if not models:
+                self.config_errors.append(
+                    f"{where} uses the llm fixture but no model is configured: pass "
+                    "--llmeval-model PROVIDER:MODEL (e.g. openai:gpt-4o-mini), set llmeval_models "
+                    "in the ini file, or use @pytest.mark.llmeval(models=[...])"
+                )
+                return
+            for spec in models:
+                try:
+                    self.registry.validate(spec, source=where)
+                except ConfigError as exc:
+                    self.config_errors.append(str(exc))
+                    return
+            names = [str(m) for m in models]
+            metafunc.parametrize(MODEL_ARG, names, ids=names)
+        repeat = self.repeat_for(marker)
+        if repeat > 1 and SAMPLE_ARG in metafunc.fixturenames:
+            metafunc.parametrize(SAMPLE_ARG, range(repeat), ids=[f"sample{i}" for i in range(repeat)])
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        for item in items:
+            if not _is_eval_item(item):
+                continue
+            try:
+                marker = EvalMarker.from_node(item, item.nodeid)
+            except ConfigError as exc:
+                if str(exc) not in self.config_errors:
+                    self.config_errors.append(str(exc))
+                continue
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            model = ModelSpec.parse(params[MODEL_ARG]) if MODEL_ARG in params else None
+            item.stash[CASE_KEY] = CaseInfo(
+                eval_id=_eval_id(item),
+                model=model,
+                sample=int(params.get(SAMPLE_ARG, 0)),
+                marker=marker,
+            )
+        if self.config_errors:
+            unique = list(dict.fromkeys(self.config_errors))
+            raise pytest.UsageError("pytest-llmeval configuration error(s):\n  " + "\n  ".join(unique))
+
+    # -- running --------------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        info = item.stash.get(CASE_KEY, None)
+        if info is None:
+            return (yield)
+        info.record = CaseRecord(nodeid=item.nodeid, model=str(info.model) if info.model else None, sample=info.sample)
+        token = set_current(info.record)
+        try:
+            return (yield)
+        finally:
+            reset_current(token)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        info = item.stash.get(CASE_KEY, None)
+        if info is None or report.skipped:
+            return report
+        # One outcome per case: from the call phase, or from setup when setup broke.
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            outcome = _classify(report, call)
+            data = self.case_data(item, info, outcome, call)
+            report.llmeval = data  # plain data: travels to the xdist controller with the report
+            if self.settings.junit_properties:
+                item.user_properties.extend(
+                    [
+                        ("llmeval.model", data["model"] or ""),
+                        ("llmeval.outcome", outcome),
+                        ("llmeval.score", f"{data['score']:.4g}"),
+                    ]
+                )
+        return report
+
+    def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, call: pytest.CallInfo[None]) -> dict[str, Any]:
+        """The JSON-safe result of one case, as reports and the gate use it."""
+        record = info.record
+        scores = [float(getattr(r, "score", float(bool(r)))) for r in record.results]
+        if scores:
+            score = sum(scores) / len(scores)
+        else:
+            score = 1.0 if outcome == "passed" else 0.0
+        error = None
+        if outcome == "error" and call.excinfo is not None:
+            error = f"{call.excinfo.typename}: {call.excinfo.value}"
+        return {
+            "eval": info.eval_id,
+            "nodeid": item.nodeid,
+            "model": str(info.model) if info.model else None,
+            "sample": info.sample,
+            "outcome": outcome,
+            "score": score,
+            "threshold": self.threshold_for(info.marker),
+            "tags": list(info.marker.tags) if info.marker else [],
+            "results": [_result_dict(r) for r in record.results],
+            "calls": [vars(c).copy() for c in record.calls],
+            "output": record.output,
+            "prompt": record.prompt,
+            "error": error,
+        }
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "llmeval", None)
+        if data is not None:
+            self.cases.append(data)
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
+        if self.caller.store_opened:
+            for case in self.cases:
+                self.caller.store.record_outcome(
+                    self.run_id, case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"]
+                )
+        yield
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if not self.cases:
+            return
+        from .summary import write_summary
+
+        write_summary(terminalreporter, self.cases, self.caller.stats)
+
+
+def _is_eval_item(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return "llm" in names or "judge" in names or item.get_closest_marker("llmeval") is not None
+
+
+def _eval_id(item: pytest.Item) -> str:
+    """The eval a case belongs to: its test function's node id without parameters."""
+    nodeid = item.nodeid
+    return nodeid.split("[", 1)[0]
+
+
+def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
+    """passed / failed / error. Errors are failures of the machinery, never of the model:
+    a provider, cache, judge or budget error, or a broken fixture."""
+    if report.passed:
+        return "passed"
+    if report.when != "call":
+        return "error"
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, LLMEvalError):
+        return "error"
+    return "failed"
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    to_dict = getattr(result, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return {"name": type(result).__name__, "passed": bool(result)}

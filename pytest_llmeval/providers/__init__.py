@@ -1,0 +1,23 @@
+"""Built-in providers. Each module registers through ``pytest_llmeval_register_providers``.
+
+Nothing here imports an SDK at module import time: the plugin is loaded by every pytest
+run of a project that installs it, evals or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.hookimpl
+def pytest_llmeval_register_providers(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    from .anthropic_provider import AnthropicProvider
+    from .local_provider import LocalProvider
+    from .openai_provider import OpenAIProvider
+
+    register("openai", OpenAIProvider)
+    register("anthropic", AnthropicProvider)
+    register("local", LocalProvider)

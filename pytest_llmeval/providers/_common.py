@@ -1,0 +1,104 @@
+"""Helpers the SDK-backed providers share: error translation and message text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import ProviderError
+
+# Statuses worth another try: rate limits, overload and server faults.
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds), if given."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return max(0.0, float(ms) / 1000.0)
+        value = headers.get("retry-after")
+        if value is not None:
+            return max(0.0, float(value))
+    except (TypeError, ValueError):
+        # An HTTP-date Retry-After is rare from these APIs; fall back to our own backoff.
+        return None
+    return None
+
+
+def translate_sdk_error(exc: BaseException, *, model: str, endpoint: str) -> ProviderError:
+    """Turn an ``openai``/``anthropic`` exception into a :class:`ProviderError`.
+
+    Both SDKs share one exception layout (``APIStatusError`` with ``status_code`` and
+    ``response``, ``APIConnectionError``, ``APITimeoutError``), so duck typing covers both.
+    The message never includes request headers, where the API key lives.
+    """
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        response = getattr(exc, "response", None)
+        retry_after = retry_after_seconds(getattr(response, "headers", None))
+        detail = _error_detail(exc)
+        hint = ""
+        if status == 401:
+            hint = " (check the API key)"
+        elif status == 404:
+            hint = " (check the model name and base URL)"
+        return ProviderError(
+            f"{model}: HTTP {status} from {endpoint}{hint}: {detail}",
+            retryable=status in RETRYABLE_STATUS,
+            retry_after=retry_after,
+            status=status,
+        )
+    if "Timeout" in name:
+        return ProviderError(f"{model}: request to {endpoint} timed out", retryable=True)
+    if "Connection" in name:
+        cause = exc.__cause__ or exc.__context__
+        why = f" ({type(cause).__name__}: {cause})" if cause else ""
+        return ProviderError(f"{model}: cannot reach {endpoint}{why}", retryable=True)
+    if "ResponseValidation" in name or isinstance(exc, (json.JSONDecodeError, ValueError)):
+        return ProviderError(f"{model}: unreadable response from {endpoint}: {exc}", retryable=True)
+    return ProviderError(f"{model}: {name}: {exc}")
+
+
+def _error_detail(exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:500]
+    return str(getattr(exc, "message", exc))[:500]
+
+
+def content_text(content: Any) -> str:
+    """The text of a message content: a string, or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def sdk_parameters(method: Any) -> frozenset[str]:
+    """The keyword arguments an SDK method names (they differ between SDK versions)."""
+    import inspect
+
+    try:
+        return frozenset(inspect.signature(method).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def split_extra(kwargs: dict[str, Any], params: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    """Add ``params`` to ``kwargs``: those the SDK names as arguments, the rest in ``extra_body``.
+
+    A parameter the installed SDK has no argument for (``temperature`` in recent Anthropic
+    SDKs, vLLM's ``top_k``) still reaches the server, as a field of the JSON body.
+    """
+    extra = {k: v for k, v in params.items() if k not in named}
+    kwargs.update({k: v for k, v in params.items() if k in named})
+    if extra:
+        kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
+    return kwargs

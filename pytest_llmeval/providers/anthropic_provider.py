@@ -1,0 +1,157 @@
+"""Anthropic's Messages API through the official SDK."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ..errors import ConfigError, ProviderError
+from ..models import ModelSpec, Request
+from ._common import sdk_parameters, split_extra, translate_sdk_error
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+# The Messages API requires max_tokens; this is used when the test does not set one.
+DEFAULT_MAX_TOKENS = 1024
+
+
+class AnthropicProvider:
+    """``anthropic:MODEL``; the key comes from ``ANTHROPIC_API_KEY``."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.endpoint = (spec.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self._client: Any = None
+        self._named: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                key = os.environ.get("ANTHROPIC_API_KEY", "")
+                if not key:
+                    raise ProviderError(
+                        f"{self.spec}: ANTHROPIC_API_KEY is not set. Set it, or replay "
+                        "recorded answers with --llmeval-cache=replay."
+                    )
+                import anthropic  # lazy: over a second to import
+
+                self._client = anthropic.Anthropic(api_key=key, base_url=self.endpoint, max_retries=0)
+                self._named = sdk_parameters(self._client.messages.create)
+            return self._client
+
+    def build_kwargs(self, request: Request) -> dict[str, Any]:
+        """The ``messages.create`` arguments for a neutral request.
+
+        System messages move to the top-level ``system``; consecutive messages of one role
+        are merged, as the API requires alternation; ``stop`` becomes ``stop_sequences``.
+        """
+        params = dict(request.params)
+        system_parts: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []
+        for message in request.messages:
+            role = message.get("role")
+            parts = _parts(message.get("content"))
+            if role in ("system", "developer"):
+                system_parts.extend(parts)
+                continue
+            if role not in ("user", "assistant"):
+                raise ConfigError(f"{self.spec}: message role {role!r} is not supported by Anthropic")
+            if messages and messages[-1]["role"] == role:
+                messages[-1]["content"].extend(parts)
+            else:
+                messages.append({"role": role, "content": parts})
+        kwargs: dict[str, Any] = {"model": self.spec.name, "messages": messages}
+        if system_parts:
+            if all(set(p) == {"type", "text"} for p in system_parts):
+                kwargs["system"] = "\n\n".join(p["text"] for p in system_parts)
+            else:
+                kwargs["system"] = system_parts  # keeps cache_control on long instructions
+        kwargs["max_tokens"] = (
+            params.pop("max_tokens", None) or params.pop("max_completion_tokens", None) or DEFAULT_MAX_TOKENS
+        )
+        params.pop("max_completion_tokens", None)
+        if "stop" in params:
+            stop = params.pop("stop")
+            kwargs["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        # Anthropic has no seed; sampling at temperature 0 is its nearest equivalent.
+        params.pop("seed", None)
+        tools = params.pop("tools", None)
+        tool_choice = params.pop("tool_choice", None)
+        response_format = params.pop("response_format", None)
+        if response_format is not None and not (
+            isinstance(response_format, dict) and response_format.get("type") == "text"
+        ):
+            raise ConfigError(
+                f"{self.spec}: response_format is OpenAI's; for Anthropic, ask for JSON in the "
+                "prompt or use a forced tool call (tools=..., tool_choice={'name': ...})"
+            )
+        if tools:
+            kwargs["tools"] = [_anthropic_tool(t) for t in tools]
+        if tool_choice is not None:
+            kwargs["tool_choice"] = _anthropic_tool_choice(tool_choice)
+        return split_extra(kwargs, params, self._named)
+
+    def complete(self, request: Request, *, timeout: float) -> dict[str, Any]:
+        client = self._get_client()
+        kwargs = self.build_kwargs(request)
+        try:
+            response = client.messages.create(**kwargs, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
+            raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
+        return _parse_response(response, self.spec)
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, list):
+        return [dict(p) for p in content]
+    return [{"type": "text", "text": "" if content is None else str(content)}]
+
+
+def _anthropic_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if "input_schema" in tool:
+        return tool
+    function = tool.get("function", tool)
+    out = {"name": function["name"], "input_schema": function.get("parameters", {"type": "object"})}
+    if function.get("description"):
+        out["description"] = function["description"]
+    return out
+
+
+def _anthropic_tool_choice(choice: Any) -> Any:
+    if isinstance(choice, dict) and "name" in choice and "type" not in choice:
+        return {"type": "tool", "name": choice["name"]}
+    if choice == "required":
+        return {"type": "any"}
+    if isinstance(choice, str):
+        return {"type": choice}
+    return choice
+
+
+def _parse_response(response: Any, spec: ModelSpec) -> dict[str, Any]:
+    text_parts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in response.content or ():
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            text_parts.append(block.text)
+        elif kind == "tool_use":
+            tool_calls.append({"name": block.name, "arguments": block.input, "raw_arguments": ""})
+    usage = response.usage
+    stop = response.stop_reason
+    return {
+        "text": "".join(text_parts),
+        "model": response.model or spec.name,
+        "usage": {
+            "input_tokens": (getattr(usage, "input_tokens", 0) or 0)
+            + (getattr(usage, "cache_read_input_tokens", 0) or 0)
+            + (getattr(usage, "cache_creation_input_tokens", 0) or 0),
+            "output_tokens": getattr(usage, "output_tokens", 0) or 0,
+            "cached_input_tokens": getattr(usage, "cache_read_input_tokens", 0) or 0,
+        },
+        "tool_calls": tool_calls,
+        "finish_reason": stop,
+        "refusal": "refused by the model" if stop == "refusal" else None,
+    }

@@ -1,0 +1,140 @@
+"""OpenAI and OpenAI-compatible servers (Ollama, vLLM, llama.cpp) through the official SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+from ..errors import ProviderError
+from ..models import ModelSpec, Request
+from ._common import sdk_parameters, split_extra, translate_sdk_error
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIProvider:
+    """``openai:MODEL`` and ``openai:MODEL@URL``.
+
+    The API key comes from ``OPENAI_API_KEY``. A model with an explicit ``@URL`` is a local
+    server: the key is sent when set and not demanded otherwise.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.endpoint = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self._client: Any = None
+        self._named: frozenset[str] = frozenset()
+        self._no_auth: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                key = os.environ.get("OPENAI_API_KEY", "")
+                if not key and self.spec.base_url is None:
+                    raise ProviderError(
+                        f"{self.spec}: OPENAI_API_KEY is not set. Set it, or replay recorded "
+                        "answers with --llmeval-cache=replay, or name a local server as "
+                        "openai:MODEL@http://host:port/v1 (no key needed)."
+                    )
+                import openai  # lazy: about half a second, paid only when OpenAI is called
+
+                # Retries are ours (one policy for every provider, honouring Retry-After);
+                # the SDK's own would multiply them. Without a key (a local server) the SDK
+                # is given an empty key provider and each request omits the header.
+                api_key: Any = key or (lambda: "")
+                self._client = openai.OpenAI(api_key=api_key, base_url=self.endpoint, max_retries=0)
+                self._no_auth = None if key else {"Authorization": openai.Omit()}
+                self._named = sdk_parameters(self._client.chat.completions.create)
+            return self._client
+
+    def build_kwargs(self, request: Request) -> dict[str, Any]:
+        """The ``chat.completions.create`` arguments for a neutral request."""
+        params = dict(request.params)
+        kwargs: dict[str, Any] = {"model": self.spec.name, "messages": [_openai_message(m) for m in request.messages]}
+        tools = params.pop("tools", None)
+        tool_choice = params.pop("tool_choice", None)
+        if tools:
+            kwargs["tools"] = [_openai_tool(t) for t in tools]
+        if tool_choice is not None:
+            kwargs["tool_choice"] = _openai_tool_choice(tool_choice)
+        # OpenAI's own API wants max_completion_tokens (max_tokens is rejected by reasoning
+        # models); compatible servers mostly know only max_tokens.
+        if "max_tokens" in params and self.spec.base_url is None and self.endpoint == DEFAULT_BASE_URL:
+            params["max_completion_tokens"] = params.pop("max_tokens")
+        return split_extra(kwargs, params, self._named)
+
+    def complete(self, request: Request, *, timeout: float) -> dict[str, Any]:
+        client = self._get_client()
+        kwargs = self.build_kwargs(request)  # after _get_client: needs the SDK's parameter names
+        if self._no_auth is not None:
+            kwargs["extra_headers"] = self._no_auth
+        try:
+            response = client.chat.completions.create(**kwargs, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
+            raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
+        return _parse_response(response, self.spec)
+
+
+def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, list):
+        # cache_control is Anthropic's; OpenAI caches long prefixes by itself.
+        content = [{k: v for k, v in part.items() if k != "cache_control"} for part in content]
+    out = dict(message)
+    out["content"] = content
+    return out
+
+
+def _openai_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") == "function":
+        return tool
+    function: dict[str, Any] = {"name": tool["name"], "parameters": tool.get("parameters", {"type": "object"})}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    if tool.get("strict"):
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def _openai_tool_choice(choice: Any) -> Any:
+    if isinstance(choice, dict) and "name" in choice and "type" not in choice:
+        return {"type": "function", "function": {"name": choice["name"]}}
+    return choice
+
+
+def _parse_response(response: Any, spec: ModelSpec) -> dict[str, Any]:
+    if not getattr(response, "choices", None):
+        raise ProviderError(f"{spec}: the response has no choices", retryable=True)
+    choice = response.choices[0]
+    message = choice.message
+    tool_calls = []
+    for call in message.tool_calls or ():
+        function = getattr(call, "function", None)
+        if function is None:
+            continue
+        raw = function.arguments or ""
+        try:
+            arguments: Any = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            arguments = None  # kept as raw text; the caller decides whether that is an error
+        tool_calls.append({"name": function.name, "arguments": arguments, "raw_arguments": raw})
+    usage = response.usage
+    cached = 0
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    if details is not None:
+        cached = getattr(details, "cached_tokens", 0) or 0
+    return {
+        "text": message.content or "",
+        "model": response.model or spec.name,
+        "usage": {
+            "input_tokens": (usage.prompt_tokens or 0) if usage else 0,
+            "output_tokens": (usage.completion_tokens or 0) if usage else 0,
+            "cached_input_tokens": cached,
+        },
+        "tool_calls": tool_calls,
+        "finish_reason": choice.finish_reason,
+        "refusal": getattr(message, "refusal", None),
+    }

@@ -1,0 +1,286 @@
+"""Command-line and ini options, parsed once into a frozen :class:`Settings`.
+
+Precedence, written down once: command line > marker (``models=``, ``judge=``,
+``min_pass_rate=``, ``repeat=``) > ini file. CLI options default to ``None`` so that
+"not given" falls through to the next source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .caller import CACHE_MODES
+from .errors import ConfigError
+from .models import ModelSpec
+
+__all__ = ["Settings", "add_options"]
+
+DEFAULT_CACHE_PATH = ".llmeval/cache.db"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmeval", "LLM evals (pytest-llmeval)")
+    add = group.addoption
+    add(
+        "--llmeval-model",
+        action="append",
+        dest="llmeval_model",
+        default=None,
+        metavar="PROVIDER:MODEL",
+        help="Model under test, repeatable. Overrides the marker's models= and ini llmeval_models.",
+    )
+    add(
+        "--llmeval-judge",
+        dest="llmeval_judge",
+        default=None,
+        metavar="PROVIDER:MODEL",
+        help="Model that grades outputs. Overrides the marker's judge= and ini llmeval_judge.",
+    )
+    add(
+        "--llmeval-cache",
+        dest="llmeval_cache",
+        default=None,
+        choices=CACHE_MODES,
+        help="Cache mode: use (default), replay (never call a model), refresh, off.",
+    )
+    add(
+        "--llmeval-cache-path",
+        dest="llmeval_cache_path",
+        default=None,
+        metavar="PATH",
+        help=f"SQLite cache and call log. Default: {DEFAULT_CACHE_PATH} in the rootdir.",
+    )
+    add(
+        "--llmeval-timeout",
+        dest="llmeval_timeout",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="Timeout of one model request. Default: 60.",
+    )
+    add(
+        "--llmeval-retries",
+        dest="llmeval_retries",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Retries of a rate-limited or failed request. Default: 4.",
+    )
+    add(
+        "--llmeval-min-pass-rate",
+        dest="llmeval_min_pass_rate",
+        default=None,
+        type=float,
+        metavar="RATE",
+        help="Pass rate (0..1) every eval must reach, overriding the markers.",
+    )
+    add(
+        "--llmeval-repeat",
+        dest="llmeval_repeat",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Sample every case N times, overriding the markers.",
+    )
+    add(
+        "--llmeval-report",
+        dest="llmeval_report",
+        default=None,
+        metavar="PATH",
+        help="Write a JUnit XML report with one testsuite per model.",
+    )
+    add(
+        "--llmeval-json",
+        dest="llmeval_json",
+        default=None,
+        metavar="PATH",
+        help="Write the full results as JSON (usable later as a baseline).",
+    )
+    add(
+        "--llmeval-markdown",
+        dest="llmeval_markdown",
+        default=None,
+        metavar="PATH",
+        help="Write the summary (and baseline diff) as Markdown.",
+    )
+    add("--llmeval-html", dest="llmeval_html", default=None, metavar="PATH", help="Write a self-contained HTML report.")
+    add(
+        "--llmeval-baseline",
+        dest="llmeval_baseline",
+        default=None,
+        metavar="PATH",
+        help="Results JSON of an accepted run: fail on a pass-rate drop beyond chance.",
+    )
+    add(
+        "--llmeval-alpha",
+        dest="llmeval_alpha",
+        default=None,
+        type=float,
+        metavar="ALPHA",
+        help="Significance level of the baseline test. Default: 0.05.",
+    )
+    add(
+        "--llmeval-concurrency",
+        dest="llmeval_concurrency",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Model calls made at once (0 turns the planning pass off). Default: 8.",
+    )
+    add(
+        "--llmeval-max-cost",
+        dest="llmeval_max_cost",
+        default=None,
+        type=float,
+        metavar="USD",
+        help="Stop making model calls once the estimated cost reaches USD.",
+    )
+    add(
+        "--llmeval-no-junit-properties",
+        dest="llmeval_no_junit_properties",
+        action="store_true",
+        default=None,
+        help="Do not add llmeval.* properties to pytest's own --junitxml.",
+    )
+    parser.addini("llmeval_models", "Models under test (one PROVIDER:MODEL per line).", type="linelist", default=[])
+    parser.addini("llmeval_judge", "Judge model (PROVIDER:MODEL).", default="")
+    parser.addini("llmeval_cache", "Cache mode: use, replay, refresh or off.", default="")
+    parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
+    parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
+    parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
+    parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
+    parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
+                  type="linelist", default=[])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    cli_models: tuple[ModelSpec, ...]
+    ini_models: tuple[ModelSpec, ...]
+    cli_judge: ModelSpec | None
+    ini_judge: ModelSpec | None
+    cache_mode: str
+    cache_path: Path
+    timeout_s: float
+    retries: int
+    min_pass_rate: float | None
+    repeat: int | None
+    report_path: Path | None
+    json_path: Path | None
+    markdown_path: Path | None
+    html_path: Path | None
+    baseline_path: Path | None
+    alpha: float
+    concurrency: int
+    max_cost: float | None
+    junit_properties: bool
+    prices: dict[str, tuple[float, float, float]]
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Parse and validate; any bad value is a :class:`pytest.UsageError` naming the option."""
+        try:
+            return cls._parse(config)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @classmethod
+    def _parse(cls, config: pytest.Config) -> Settings:
+        opt = config.getoption
+        ini = config.getini
+        rootdir = Path(config.rootpath)
+
+        def pick(name: str, ini_name: str) -> tuple[Any, str]:
+            value = opt(name)
+            if value is not None:
+                return value, "--" + name.replace("_", "-")
+            raw = ini(ini_name)
+            return (raw if raw != "" else None), f"ini option {ini_name}"
+
+        def number(name: str, ini_name: str, kind: type, default: Any, lo: float, hi: float | None = None) -> Any:
+            value, source = pick(name, ini_name)
+            if value is None:
+                return default
+            try:
+                value = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{source}: expected a {kind.__name__}, got {value!r}") from None
+            if value < lo or (hi is not None and value > hi):
+                bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+                raise ConfigError(f"{source}: must be {bound}, got {value!r}")
+            return value
+
+        cli_models = tuple(ModelSpec.parse(m, source="--llmeval-model") for m in opt("llmeval_model") or ())
+        ini_models = tuple(ModelSpec.parse(m, source="ini option llmeval_models") for m in ini("llmeval_models"))
+        cli_judge = opt("llmeval_judge")
+        ini_judge = ini("llmeval_judge")
+        mode, mode_source = pick("llmeval_cache", "llmeval_cache")
+        mode = mode or "use"
+        if mode not in CACHE_MODES:
+            raise ConfigError(f"{mode_source}: unknown cache mode {mode!r}; valid modes: {', '.join(CACHE_MODES)}")
+        cache_path_value, _ = pick("llmeval_cache_path", "llmeval_cache_path")
+        cache_path = Path(cache_path_value or DEFAULT_CACHE_PATH)
+        if not cache_path.is_absolute():
+            # CLI paths are relative to where pytest was started, ini paths to the rootdir.
+            base = Path(config.invocation_params.dir) if opt("llmeval_cache_path") else rootdir
+            cache_path = base / cache_path
+
+        def out_path(name: str) -> Path | None:
+            value = opt(name)
+            return Path(config.invocation_params.dir, value) if value else None
+
+        max_cost = number("llmeval_max_cost", "llmeval_max_cost", float, None, 0.0)
+        return cls(
+            cli_models=cli_models,
+            ini_models=ini_models,
+            cli_judge=ModelSpec.parse(cli_judge, source="--llmeval-judge") if cli_judge else None,
+            ini_judge=ModelSpec.parse(ini_judge, source="ini option llmeval_judge") if ini_judge else None,
+            cache_mode=mode,
+            cache_path=cache_path,
+            timeout_s=number("llmeval_timeout", "llmeval_timeout", float, 60.0, 0.001),
+            retries=_cli_number(opt("llmeval_retries"), "--llmeval-retries", int, 4, 0),
+            min_pass_rate=_cli_number(opt("llmeval_min_pass_rate"), "--llmeval-min-pass-rate", float, None, 0.0, 1.0),
+            repeat=_cli_number(opt("llmeval_repeat"), "--llmeval-repeat", int, None, 1),
+            report_path=out_path("llmeval_report"),
+            json_path=out_path("llmeval_json"),
+            markdown_path=out_path("llmeval_markdown"),
+            html_path=out_path("llmeval_html"),
+            baseline_path=out_path("llmeval_baseline"),
+            alpha=_cli_number(opt("llmeval_alpha"), "--llmeval-alpha", float, 0.05, 0.0, 1.0),
+            concurrency=number("llmeval_concurrency", "llmeval_concurrency", int, 8, 0),
+            max_cost=max_cost,
+            junit_properties=not opt("llmeval_no_junit_properties"),
+            prices=_parse_prices(ini("llmeval_prices")),
+        )
+
+
+def _cli_number(value: Any, source: str, kind: type, default: Any, lo: float, hi: float | None = None) -> Any:
+    if value is None:
+        return default
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ConfigError(f"{source}: must be {bound}, got {value!r}")
+    return kind(value)
+
+
+def _parse_prices(lines: list[str]) -> dict[str, tuple[float, float, float]]:
+    from .pricing import PRICES
+
+    prices = dict(PRICES)
+    for line in lines:
+        parts = line.split()
+        try:
+            if len(parts) != 4:
+                raise ValueError
+            ModelSpec.parse(parts[0], source="ini option llmeval_prices")
+            prices[parts[0]] = (float(parts[1]), float(parts[2]), float(parts[3]))
+        except ValueError:
+            raise ConfigError(
+                f"ini option llmeval_prices: bad line {line!r}; expected "
+                "'PROVIDER:MODEL INPUT CACHED_INPUT OUTPUT' in USD per million tokens"
+            ) from None
+    return prices

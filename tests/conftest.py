@@ -1,0 +1,45 @@
+"""Test harness: a real HTTP server on 127.0.0.1 speaking the OpenAI and Anthropic APIs.
+
+Every test runs with the SDKs' base URLs pointed at loopback and the real keys removed,
+so nothing here can reach the internet, whatever the environment holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fakeapi import FakeAPI
+
+pytest_plugins = ["pytester"]
+
+TEST_OPENAI_KEY = "sk-test-openai-0123456789abcdef"
+TEST_ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 9 (discard) on loopback: a test that forgets the fake server fails fast, locally.
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _fake_api_server() -> Iterator[FakeAPI]:
+    with FakeAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def fake_api(_fake_api_server: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
+    """The fake API server, cleared, with both SDKs' environment pointed at it."""
+    api = _fake_api_server
+    api.clear()
+    monkeypatch.setenv("OPENAI_BASE_URL", api.openai_base_url)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.anthropic_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_OPENAI_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_ANTHROPIC_KEY)
+    yield api
+    api.clear()

@@ -1,0 +1,522 @@
+"""A real HTTP server on 127.0.0.1 that imitates the OpenAI and Anthropic endpoints we call.
+
+Tests never mock the SDKs: they point the real ``openai.OpenAI`` / ``anthropic.Anthropic``
+clients (or ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL`` in a pytester subprocess) at this
+server. Answers come from rules (:meth:`FakeAPI.reply`), failures from :meth:`FakeAPI.fault`
+and :meth:`FakeAPI.fault_rate`; everything received is kept in :attr:`FakeAPI.requests`.
+Standard library only.
+
+Rule usage ``{"input_tokens", "output_tokens", "cached_input_tokens"}`` is written to the wire
+as given: OpenAI ``prompt_tokens`` / ``completion_tokens`` / ``prompt_tokens_details.cached_tokens``,
+Anthropic ``input_tokens`` / ``output_tokens`` / ``cache_read_input_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import select
+import socket
+import struct
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeAPI", "Recorded", "FAULT_KINDS"]
+
+MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
+FAULT_KINDS = frozenset({"429", "500", "503", "529", "400", "timeout", "reset", "garbage", "html"})
+OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool")
+# status -> (OpenAI error type, OpenAI code, Anthropic error type, default message)
+_ERRORS: dict[int, tuple[str, str | None, str, str]] = {
+    400: ("invalid_request_error", None, "invalid_request_error", "Invalid request (injected)."),
+    401: ("invalid_request_error", "invalid_api_key", "authentication_error", "Incorrect API key provided."),
+    404: ("invalid_request_error", "unknown_url", "not_found_error", "Unknown request URL."),
+    429: ("requests", "rate_limit_exceeded", "rate_limit_error", "Rate limit reached (injected)."),
+    500: ("server_error", None, "api_error", "The server had an error (injected)."),
+    503: ("server_error", None, "api_error", "Service unavailable (injected)."),
+    529: ("server_error", None, "overloaded_error", "Overloaded (injected)."),
+}
+_GARBAGE = b"<html><body>502 Bad Gateway</body></html> {not json"
+
+
+@dataclass
+class Recorded:
+    """One request as received. ``status`` is 0 while pending or when no response was sent."""
+
+    provider: str  # "openai" | "anthropic" (guessed from headers for unknown paths)
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: Any  # parsed JSON, or None
+    status: int = 0
+    fault: str | None = None  # the injected fault kind, if any
+
+
+@dataclass
+class _Fault:
+    kind: str
+    remaining: int = 1
+    when: str | None = None
+    provider: str | None = None
+    retry_after: float | None = None
+    retry_after_ms: int | None = None
+    hang: float = 30.0
+
+
+class _BadRequest(Exception):
+    """Raised by validation; becomes a 400 in the provider's error shape."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message content: a plain string, or the concatenation of its text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    users = [m for m in body["messages"] if m.get("role") == "user"]
+    return _text_of(users[-1].get("content")) if users else ""
+
+
+def _is_content(content: Any) -> bool:
+    return isinstance(content, str) or (
+        isinstance(content, list) and all(isinstance(p, dict) and "type" in p for p in content)
+    )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hung handler must never keep the interpreter alive
+    block_on_close = False  # server_close() must not join handler threads
+    request_queue_size = 256  # 64+ simultaneous connects would overflow the default backlog of 5
+    fake: FakeAPI
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: clients dropping connections (timeouts, resets) is normal here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No request logging to stderr."""
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are separate writes; without NODELAY, Nagle + delayed ACK cost ~40 ms a request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        self.server.fake._track(self.connection, add=False)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.server.fake._handle(self, self.rfile.read(length) if length else b"")
+
+    def do_GET(self) -> None:
+        self.server.fake._handle(self, None)
+
+    do_PUT = do_PATCH = do_POST
+    do_DELETE = do_GET
+
+
+class FakeAPI:
+    """Imitation OpenAI + Anthropic HTTP API on an ephemeral 127.0.0.1 port; thread-safe.
+
+    ``with FakeAPI() as api: openai.OpenAI(api_key="k", base_url=api.openai_base_url)``.
+    """
+
+    def __init__(self, *, latency: float = 0.0, require_key: str | None = None) -> None:
+        self.latency = latency
+        self.require_key = require_key
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._requests: list[Recorded] = []
+        self._rules: list[tuple[Any, str | None, str | None]] = []  # (answer, when, provider)
+        self._faults: list[_Fault] = []
+        self._rate: tuple[float, list[str], random.Random, float | None] | None = None
+        self._conns: set[socket.socket] = set()
+        self._server: _Server | None = None
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    def start(self) -> FakeAPI:
+        """Bind an ephemeral port and serve from a daemon thread (no-op when already started)."""
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server(("127.0.0.1", 0), _Handler)
+            self._server.fake = self
+            # A short poll interval keeps stop() fast.
+            threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeAPI", daemon=True
+            ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hanging requests and idle keep-alive connections are released at once."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # wakes handler threads blocked reading the next keep-alive request
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> FakeAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        if self._server is None:
+            raise RuntimeError("FakeAPI is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """What ``OPENAI_BASE_URL`` / ``openai.OpenAI(base_url=)`` takes."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """What ``ANTHROPIC_BASE_URL`` takes (the SDK appends ``/v1/messages`` itself)."""
+        return self.url
+
+    # ----- configuration ---------------------------------------------------------------------
+    @property
+    def requests(self) -> list[Recorded]:
+        """Every request received, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def count(self, provider: str | None = None) -> int:
+        """Number of model requests received (faulted and rejected ones included)."""
+        with self._lock:
+            return sum(1 for r in self._requests if r.path in MODEL_PATHS and provider in (None, r.provider))
+
+    def reply(self, answer: Any, *, when: str | None = None, provider: str | None = None) -> None:
+        """Add an answer rule; later rules win. ``answer``: str, dict, or callable(body) -> str | dict.
+
+        ``when`` must occur in the last user message's text; ``provider`` limits the rule to one API.
+        """
+        with self._lock:
+            self._rules.append((answer, when, provider))
+
+    def fault(
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        when: str | None = None,
+        retry_after: float | None = None,
+        retry_after_ms: int | None = None,
+        hang: float = 30.0,
+        provider: str | None = None,
+    ) -> None:
+        """Make the next ``count`` matching valid model requests fail with ``kind`` (see FAULT_KINDS).
+
+        "garbage" is a 200 claiming JSON that is not; "html" a 200 ``text/html`` page; "timeout"
+        answers nothing for ``hang`` seconds (or until the client or the server gives up).
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.append(_Fault(kind, count, when, provider, retry_after, retry_after_ms, hang))
+
+    def fault_rate(self, rate: float, kinds: list[str], *, seed: int = 0, retry_after: float | None = None) -> None:
+        """Fail each request with probability ``rate``; the sequence of draws is fixed by ``seed``."""
+        if bad := set(kinds) - FAULT_KINDS:
+            raise ValueError(f"unknown fault kinds {sorted(bad)}")
+        with self._lock:
+            self._rate = (rate, list(kinds), random.Random(seed), retry_after) if rate > 0 and kinds else None
+
+    def clear(self) -> None:
+        """Drop rules, faults and recorded requests; latency back to 0."""
+        with self._lock:
+            self._rules.clear()
+            self._faults.clear()
+            self._requests.clear()
+            self._rate = None
+            self.latency = 0.0
+
+    # ----- request handling ------------------------------------------------------------------
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def _handle(self, h: _Handler, raw: bytes | None) -> None:
+        path = h.path.split("?", 1)[0].rstrip("/")
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        provider = MODEL_PATHS.get(path) or ("anthropic" if "anthropic-version" in headers else "openai")
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        rec = Recorded(provider, path, headers, body)
+        with self._lock:
+            self._requests.append(rec)
+        if self.latency > 0:
+            self._stopping.wait(self.latency)
+        if path not in MODEL_PATHS or h.command != "POST":
+            return self._error(h, rec, 404, f"Unknown request URL: {h.command} {h.path}")
+        if self.require_key is not None:
+            # anthropic 2.x sends api_key as `authorization: Bearer`; older SDKs as `x-api-key`.
+            ok = headers.get("authorization") == f"Bearer {self.require_key}"
+            if not ok and not (provider == "anthropic" and headers.get("x-api-key") == self.require_key):
+                return self._error(h, rec, 401, None)
+        try:
+            (self._validate_openai if provider == "openai" else self._validate_anthropic)(body)
+        except _BadRequest as exc:
+            return self._error(h, rec, 400, str(exc), exc.param)
+        user_text = _last_user_text(body)
+        if flt := self._take_fault(provider, user_text):
+            rec.fault = flt.kind
+            return self._fail(h, rec, flt)
+        try:
+            ans = self._answer(body, provider, user_text)
+            payload = self._openai_response(body, ans) if provider == "openai" else self._anthropic_response(body, ans)
+        except Exception as exc:  # a broken rule should fail the test loudly, with its traceback
+            return self._error(h, rec, 500, f"FakeAPI rule failed: {exc!r}\n{traceback.format_exc()}")
+        self._send(h, rec, 200, json.dumps(payload).encode())
+
+    def _take_fault(self, provider: str, user_text: str) -> _Fault | None:
+        with self._lock:
+            for flt in self._faults:
+                if flt.provider in (None, provider) and (flt.when is None or flt.when in user_text):
+                    flt.remaining -= 1
+                    if flt.remaining <= 0:
+                        self._faults.remove(flt)
+                    return flt
+            if self._rate:
+                rate, kinds, rng, retry_after = self._rate
+                if rng.random() < rate:
+                    return _Fault(rng.choice(kinds), retry_after=retry_after)
+        return None
+
+    def _fail(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        if flt.kind == "reset":
+            h.close_connection = True
+            # SO_LINGER 0 makes close() send RST; rfile holds a reference that would defer the close.
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.rfile.close()
+            h.connection.close()
+        elif flt.kind == "timeout":
+            h.close_connection = True
+            deadline = time.monotonic() + flt.hang
+            while not self._stopping.is_set() and time.monotonic() < deadline:
+                # Stop hanging once the client gives up (EOF), so idle threads do not pile up.
+                if select.select([h.connection], [], [], 0.05)[0] and not h.connection.recv(1, socket.MSG_PEEK):
+                    break
+        elif flt.kind in ("garbage", "html"):
+            self._send(h, rec, 200, _GARBAGE, ctype="application/json" if flt.kind == "garbage" else "text/html")
+        else:
+            extra: dict[str, str] = {}
+            if flt.retry_after is not None:
+                extra["retry-after"] = f"{flt.retry_after:g}"
+            if flt.retry_after_ms is not None:
+                extra["retry-after-ms"] = str(flt.retry_after_ms)
+            self._error(h, rec, int(flt.kind), None, headers=extra)
+
+    def _error(
+        self, h: _Handler, rec: Recorded, status: int, message: str | None, param: str | None = None, **kw: Any
+    ) -> None:
+        oa_type, oa_code, an_type, default = _ERRORS[status]
+        if rec.provider == "anthropic":
+            body: dict[str, Any] = {"type": "error", "error": {"type": an_type, "message": message or default}}
+        else:
+            body = {"error": {"message": message or default, "type": oa_type, "param": param, "code": oa_code}}
+        self._send(h, rec, status, json.dumps(body).encode(), **kw)
+
+    def _send(
+        self,
+        h: _Handler,
+        rec: Recorded,
+        status: int,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+        ctype: str = "application/json",
+    ) -> None:
+        rec.status = status
+        try:
+            h.send_response(status)
+            h.send_header("content-type", ctype)
+            h.send_header("content-length", str(len(data)))
+            # Both SDKs surface this as the response's `_request_id`.
+            h.send_header("x-request-id" if rec.provider == "openai" else "request-id", "req_" + uuid.uuid4().hex)
+            for name, value in (headers or {}).items():
+                h.send_header(name, value)
+            h.end_headers()
+            h.wfile.write(data)
+        except OSError:  # the client is already gone (e.g. it timed out during our latency)
+            h.close_connection = True
+
+    # ----- validation ------------------------------------------------------------------------
+    @staticmethod
+    def _validate_openai(body: Any) -> None:
+        if not isinstance(body, dict):
+            raise _BadRequest("We could not parse the JSON body of your request.")
+        if not isinstance(body.get("model"), str):
+            raise _BadRequest("you must provide a model parameter", "model")
+        msgs = body.get("messages")
+        if not isinstance(msgs, list) or not msgs:
+            raise _BadRequest("Invalid 'messages': expected a non-empty array.", "messages")
+        if body.get("stream"):
+            raise _BadRequest("FakeAPI does not implement streaming.", "stream")
+        n = body.get("n")
+        if n is not None and (not isinstance(n, int) or not 1 <= n <= 128):
+            raise _BadRequest(f"Invalid 'n': {n!r}.", "n")
+        for i, m in enumerate(msgs):
+            role = m.get("role") if isinstance(m, dict) else None
+            if role not in OPENAI_ROLES:
+                raise _BadRequest(
+                    f"Invalid value: {role!r}. Supported values are: {OPENAI_ROLES}.", f"messages[{i}].role"
+                )
+            # An assistant turn that only calls tools has content null.
+            if not _is_content(m.get("content")) and not (role == "assistant" and m.get("content") is None):
+                raise _BadRequest(f"Invalid type for 'messages[{i}].content'.", f"messages[{i}].content")
+
+    @staticmethod
+    def _validate_anthropic(body: Any) -> None:
+        if not isinstance(body, dict):
+            raise _BadRequest("There was an issue with your request body: expected a JSON object.")
+        for name in ("model", "max_tokens", "messages"):
+            if name not in body:
+                raise _BadRequest(f"{name}: Field required")
+        max_tokens = body["max_tokens"]
+        if not isinstance(body["model"], str):
+            raise _BadRequest("model: Input should be a valid string")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise _BadRequest("max_tokens: Input should be a valid integer greater than or equal to 1")
+        if body.get("stream"):
+            raise _BadRequest("stream: FakeAPI does not implement streaming.")
+        system = body.get("system")
+        if system is not None and not (
+            isinstance(system, str) or (_is_content(system) and all(b["type"] == "text" for b in system))
+        ):
+            raise _BadRequest("system: Input should be a valid string or a list of text blocks")
+        msgs = body["messages"]
+        if not isinstance(msgs, list) or not msgs:
+            raise _BadRequest("messages: at least one message is required")
+        for i, m in enumerate(msgs):
+            role = m.get("role") if isinstance(m, dict) else None
+            if role == "system":  # the real API's wording
+                raise _BadRequest(
+                    'messages: Unexpected role "system". The Messages API accepts a top-level `system` '
+                    'parameter, not "system" as an input message role.'
+                )
+            if role not in ("user", "assistant"):
+                raise _BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            if not _is_content(m.get("content")):
+                raise _BadRequest(f"messages.{i}.content: Input should be a valid string or list of content blocks")
+
+    # ----- answers ---------------------------------------------------------------------------
+    def _answer(self, body: dict[str, Any], provider: str, user_text: str) -> dict[str, Any]:
+        """The last matching rule's answer as a dict (``text`` and/or ``tool``/``tools``, ...)."""
+        with self._lock:
+            matching = [a for a, when, p in self._rules if p in (None, provider) and (when or "") in user_text]
+        if not matching:
+            fmt = (body.get("response_format") or {}).get("type")
+            # Loosely honour JSON mode: a JSON-mode caller still gets parseable output by default.
+            text = json.dumps({"echo": user_text}) if fmt in ("json_object", "json_schema") else f"echo: {user_text}"
+            return {"text": text}
+        answer = matching[-1]
+        answer = answer(body) if callable(answer) else answer  # run outside the lock: it may be slow
+        return {"text": answer} if isinstance(answer, str) else dict(answer)
+
+    @staticmethod
+    def _usage(body: dict[str, Any], ans: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, int]:
+        """Word counts by default (prompt = system + all messages), overridden by the rule's usage."""
+        prompt = " ".join([_text_of(body.get("system"))] + [_text_of(m.get("content")) for m in body["messages"]])
+        output = " ".join([ans.get("text") or ans.get("refusal") or ""] + [json.dumps(t.get("input")) for t in tools])
+        usage = {"input_tokens": len(prompt.split()), "output_tokens": len(output.split()), "cached_input_tokens": 0}
+        return {**usage, **(ans.get("usage") or {})}
+
+    def _openai_response(self, body: dict[str, Any], ans: dict[str, Any]) -> dict[str, Any]:
+        tools = ([ans["tool"]] if ans.get("tool") else []) + list(ans.get("tools") or [])
+        calls = [
+            {
+                "id": "call_" + uuid.uuid4().hex[:24],
+                "type": "function",
+                "function": {"name": t["name"], "arguments": json.dumps(t.get("input", {}))},
+            }
+            for t in tools
+        ]
+        stop: str | None = ans.get("stop_reason")
+        stop = {"max_tokens": "length", "end_turn": "stop", "tool_use": "tool_calls"}.get(stop or "", stop)
+        message = {
+            "role": "assistant",
+            # Like the real API: content is null for a pure refusal or a pure tool call.
+            "content": ans.get("text") if ("text" in ans or not (calls or "refusal" in ans)) else None,
+            "refusal": ans.get("refusal"),
+            "tool_calls": calls or None,
+            "annotations": [],
+        }
+        choice = {"message": message, "finish_reason": stop or ("tool_calls" if calls else "stop"), "logprobs": None}
+        u = self._usage(body, ans, tools)
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": i, **choice} for i in range(body.get("n") or 1)],
+            "usage": {
+                "prompt_tokens": u["input_tokens"],
+                "completion_tokens": u["output_tokens"],
+                "total_tokens": u["input_tokens"] + u["output_tokens"],
+                "prompt_tokens_details": {"cached_tokens": u["cached_input_tokens"], "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fakeapi",
+        }
+
+    def _anthropic_response(self, body: dict[str, Any], ans: dict[str, Any]) -> dict[str, Any]:
+        tools = ([ans["tool"]] if ans.get("tool") else []) + list(ans.get("tools") or [])
+        text = ans.get("text", ans.get("refusal"))
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text is not None else []
+        content += [
+            {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": t["name"], "input": t.get("input", {})}
+            for t in tools
+        ]
+        stop: str | None = ans.get("stop_reason")
+        stop = {"length": "max_tokens", "stop": "end_turn", "tool_calls": "tool_use"}.get(stop or "", stop)
+        u = self._usage(body, ans, tools)
+        return {
+            "id": "msg_" + uuid.uuid4().hex[:24],
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": content,
+            "stop_reason": stop or ("tool_use" if tools else "refusal" if "refusal" in ans else "end_turn"),
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": u["input_tokens"],
+                "output_tokens": u["output_tokens"],
+                "cache_read_input_tokens": u["cached_input_tokens"],
+                "cache_creation_input_tokens": u.get("cache_creation_input_tokens", 0),
+            },
+        }
