@@ -1,26 +1,201 @@
-"""The terminal summary: one row per eval and model."""
+"""The terminal summary: one row per eval and model, the baseline diff, and the verdict.
+
+Rendered from the results document (see :mod:`pytest_llmeval.results`), so the pytest run
+and ``python -m pytest_llmeval report`` print the same thing. Rows fit in 120 columns.
+Verbosity: ``-qq`` prints the verdict only, ``-q`` the table and the verdict, the default
+adds the baseline flips (20 each way), repeats and run tallies; ``-v`` lists every flip.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+__all__ = ["summary_lines", "write_summary", "format_rate_ci"]
 
-def write_summary(tr: Any, cases: list[dict[str, Any]], stats: Any) -> None:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for case in cases:
-        groups[(case["eval"], case["model"] or "-")].append(case)
-    tr.write_sep("=", "llmeval summary")
-    header = f"{'eval':<48} {'model':<28} {'cases':>5} {'pass':>5} {'fail':>5} {'err':>4} {'rate':>6}"
-    tr.write_line(header)
-    for (eval_id, model), rows in sorted(groups.items()):
-        passed = sum(r["outcome"] == "passed" for r in rows)
-        failed = sum(r["outcome"] == "failed" for r in rows)
-        errors = sum(r["outcome"] == "error" for r in rows)
-        rate = passed / len(rows) if rows else 0.0
-        tr.write_line(
-            f"{eval_id[-48:]:<48} {model[-28:]:<28} {len(rows):>5} {passed:>5} {failed:>5} {errors:>4} {rate:>6.1%}"
+Line = tuple[str, dict[str, bool]]
+
+#: The widest line the summary writes.
+MAX_WIDTH = 120
+_HEADERS = ("cases", "pass", "fail", "err", "rate", "95% CI", "min", "verdict", "tokens", "cost", "p50/p95 s", "cached")
+_FLIPS_SHOWN = 20
+
+
+def _tokens(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def _cost(usd: float) -> str:
+    return f"${usd:.4f}" if usd < 100 else f"${usd:,.0f}"
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}" if abs(x * 100 - round(x * 100)) < 1e-9 else f"{x:.1%}"
+
+
+def format_rate_ci(ev: dict[str, Any]) -> str:
+    """``80.0% (49.0-94.3)``: a pass rate with its 95% Wilson interval, in percent."""
+    return f"{ev['pass_rate']:.1%} ({ev['ci_low'] * 100:.1f}-{ev['ci_high'] * 100:.1f})"
+
+
+def _latency(ev: dict[str, Any]) -> str:
+    p50, p95 = ev.get("latency_p50_s"), ev.get("latency_p95_s")
+    if p50 is None or p95 is None:
+        return "-"
+    return f"{p50:.2f}/{p95:.2f}"
+
+
+def _fit(text: str, width: int) -> str:
+    """Left-aligned, cut at the front (the end of a node id is the informative part)."""
+    return text.ljust(width) if len(text) <= width else "..." + text[-(width - 3) :]
+
+
+def _table(evals: list[dict[str, Any]]) -> list[Line]:
+    """One row per eval and model under a line naming the eval; columns sized to their
+    content, the name column shrunk (cut at the front) to keep rows within MAX_WIDTH."""
+    rows = [(ev.get("model") or "(no model)", _eval_cells(ev), ev) for ev in evals]
+    widths = [max(len(h), *(len(cells[i]) for _, cells, _ in rows)) for i, h in enumerate(_HEADERS)]
+    name_w = max(len("eval / model"), *(2 + len(name) for name, _, _ in rows))
+    name_w = max(16, min(name_w, MAX_WIDTH - sum(widths) - len(widths)))
+
+    def row(name: str, cells: list[str] | tuple[str, ...]) -> str:
+        return " ".join([_fit(name, name_w), *(c.rjust(w) for c, w in zip(cells, widths, strict=True))]).rstrip()
+
+    lines: list[Line] = [(row("eval / model", _HEADERS), {"bold": True})]
+    current = None
+    for name, cells, ev in rows:
+        if ev["eval"] != current:
+            current = ev["eval"]
+            lines.append((_fit(current, MAX_WIDTH).rstrip(), {}))
+        # Model rows are indented under their eval; a long name is cut, the indent kept.
+        lines.append(
+            (
+                row("  " + _fit(name, name_w - 2), cells),
+                {"green": True} if ev.get("verdict") == "pass" else {"red": True},
+            )
         )
-    tr.write_line(
-        f"model calls: {stats.calls} ({stats.hits} from cache), retries: {stats.retries}, errors: {stats.errors}"
-    )
+    return lines
+
+
+def _eval_cells(ev: dict[str, Any]) -> list[str]:
+    return [
+        str(ev["cases"]),
+        str(ev["passed"]),
+        str(ev["failed"]),
+        str(ev["errors"]),
+        f"{ev['pass_rate']:.1%}",
+        f"{ev['ci_low'] * 100:.1f}-{ev['ci_high'] * 100:.1f}",
+        _pct(float(ev["threshold"])),
+        str(ev.get("verdict", "")).upper(),
+        _tokens(int(ev.get("input_tokens", 0)) + int(ev.get("output_tokens", 0))),
+        _cost(float(ev.get("cost_usd", 0.0))),
+        _latency(ev),
+        f"{ev.get('cache_hits', 0)}/{ev.get('calls', 0)}",
+    ]
+
+
+def summary_lines(results: dict[str, Any], verbosity: int = 0) -> list[Line]:
+    """The summary as ``(text, markup)`` lines; markup is terminal colour flags."""
+    lines: list[Line] = []
+    evals = results.get("evals") or []
+    if verbosity >= -1 and evals:
+        lines += _table(evals)
+    if verbosity >= 0:
+        lines += _repeat_lines(evals, verbosity)
+        lines += _baseline_lines(results.get("baseline"), verbosity)
+        tallies = results.get("tallies") or {}
+        if tallies:
+            lines.append(
+                (
+                    f"model calls: {tallies.get('calls', 0)} ({tallies.get('hits', 0)} from cache), "
+                    f"retries: {tallies.get('retries', 0)}, errors: {tallies.get('errors', 0)}",
+                    {},
+                )
+            )
+    lines += verdict_lines(results)
+    return lines
+
+
+def _repeat_lines(evals: list[dict[str, Any]], verbosity: int) -> list[Line]:
+    lines: list[Line] = []
+    for ev in evals:
+        if int(ev.get("repeat") or 1) <= 1:
+            continue
+        at_k = "  ".join(f"pass@{k} {v:.1%}" for k, v in (ev.get("pass_at_k") or {}).items())
+        hat_k = "  ".join(f"pass^{k} {v:.1%}" for k, v in (ev.get("pass_hat_k") or {}).items())
+        lines.append((f"{ev['eval']} [{ev.get('model') or 'no model'}], {ev['repeat']} samples per case:", {}))
+        lines.append((f"  {at_k}", {}))
+        lines.append((f"  {hat_k}", {}))
+        rates = ev.get("case_rates") or []
+        shown = rates if verbosity >= 1 else [r for r in rates if 0 < r["passed"] < r["samples"]][:10]
+        if shown:
+            lines.append(("  per-case pass fraction" + ("" if verbosity >= 1 else " (flaky cases)") + ":", {}))
+            for r in shown:
+                lines.append((f"    {r['passed']}/{r['samples']}  {r['case']}", {}))
+    return lines
+
+
+def _baseline_lines(baseline: dict[str, Any] | None, verbosity: int) -> list[Line]:
+    if not baseline:
+        return []
+    lines: list[Line] = [
+        (f"baseline: {baseline['path']} (alpha {baseline['alpha']:g}, one-sided McNemar)", {"bold": True})
+    ]
+    limit = None if verbosity >= 1 else _FLIPS_SHOWN
+    for b in baseline.get("evals") or []:
+        label = f"{b['eval']} [{b.get('model') or 'no model'}]"
+        if not b["n_pairs"]:
+            lines.append((f"  {label}: no matching case in the baseline", {"yellow": True}))
+            continue
+        state = "REGRESSED" if b["regressed"] else "no significant drop"
+        lines.append(
+            (
+                f"  {label}: {b['base_rate']:.1%} -> {b['rate']:.1%} on {b['n_pairs']} matched case(s), "
+                f"p={b['p_value']:.3g}: {state}",
+                {"red": True} if b["regressed"] else {},
+            )
+        )
+        for title, ids in (("flipped to fail", b["flipped_to_fail"]), ("flipped to pass", b["flipped_to_pass"])):
+            if not ids:
+                continue
+            lines.append((f"    {title} ({len(ids)}):", {}))
+            for nodeid in ids[:limit]:
+                lines.append((f"      {nodeid}", {}))
+            if limit is not None and len(ids) > limit:
+                lines.append((f"      ... and {len(ids) - limit} more (-v lists all)", {}))
+        extra = []
+        if b.get("new_cases"):
+            extra.append(f"{b['new_cases']} case(s) not in the baseline")
+        if b.get("missing_cases"):
+            extra.append(f"{b['missing_cases']} baseline case(s) not run")
+        if extra:
+            lines.append(("    " + "; ".join(extra), {}))
+    return lines
+
+
+def verdict_lines(results: dict[str, Any]) -> list[Line]:
+    """Why the run passed or failed: one line each."""
+    reasons = results.get("reasons") or []
+    if results.get("passed"):
+        lines: list[Line] = [("llmeval: PASSED because:", {"green": True, "bold": True})]
+        return lines + [(f"  {reason}", {"green": True}) for reason in reasons]
+    lines = [("llmeval: FAILED because:", {"red": True, "bold": True})]
+    return lines + [(f"  {reason}", {"red": True}) for reason in reasons]
+
+
+def write_summary(terminalreporter: Any, results: dict[str, Any]) -> None:
+    """Write the summary through pytest's terminal reporter."""
+    verbosity = int(terminalreporter.config.get_verbosity())
+    _emit(results, verbosity, terminalreporter.write_line, lambda: terminalreporter.write_sep("=", "llmeval summary"))
+
+
+def _emit(results: dict[str, Any], verbosity: int, write: Callable[..., Any], header: Callable[[], Any]) -> None:
+    lines = summary_lines(results, verbosity)
+    if verbosity >= -1:
+        header()
+    for text, markup in lines:
+        write(text, **markup)

@@ -4,15 +4,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from .plugin import EvalSession
 
+_TALLIES_KEY = "llmeval_tallies"
+
 
 class XdistHooks:
-    """Hands the controller's run id to every worker, so their calls log as one run."""
+    """Hands the controller's run id to every worker, so their calls log as one run, and
+    brings each worker's run-level tallies back (per-case data travels in the reports)."""
 
     def __init__(self, session: EvalSession) -> None:
         self.session = session
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["llmeval_run_id"] = self.session.run_id
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # Worker side: a plain hookimpl runs inside xdist's wrapper, before it sends workeroutput.
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            stats = self.session.caller.stats
+            workeroutput[_TALLIES_KEY] = {k: getattr(stats, k) for k in ("calls", "hits", "retries", "errors")}
+
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        # Controller side: a crashed worker may have sent nothing.
+        tallies = (getattr(node, "workeroutput", None) or {}).get(_TALLIES_KEY)
+        if tallies:
+            self.session.gate.add_worker_tallies(tallies)

@@ -1,0 +1,232 @@
+"""``--llmeval-report PATH``: JUnit XML with one ``<testsuite>`` per model.
+
+Layout (the Jenkins ``junit-10.xsd`` structure, plus ``<properties>`` inside
+``<testcase>`` as pytest's ``xunit1`` family, Jenkins, GitLab and Azure DevOps read it)::
+
+    <testsuites name="pytest-llmeval" tests failures errors time>
+      <testsuite name="MODEL" tests failures errors skipped time timestamp hostname>
+        <properties>  llmeval.eval.EVAL.pass_rate / .ci_low / .ci_high / .threshold / ...
+        <testcase classname name time>
+          <properties>  llmeval.outcome, llmeval.score, llmeval.check.N.NAME, ...
+          <failure message type>  or  <error message type>
+          <system-out>  the model's output (shortened)
+
+Whatever the model wrote, the file is well-formed XML 1.0: characters XML cannot carry
+(NUL, escape codes, lone surrogates) are written as visible ``\\xNN`` / ``\\uNNNN``
+escapes, and long texts are cut to a fixed size.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_junit", "render_junit", "xml_safe"]
+
+#: Caps, in characters, so a megabyte-long output makes a kilobyte-sized report.
+OUTPUT_CAP = 4_000
+MESSAGE_CAP = 500
+PROPERTY_CAP = 300
+TEXT_CAP = 8_000
+NO_MODEL = "(no model)"
+
+# Everything outside XML 1.0's Char production: C0 controls but tab/LF/CR, surrogates,
+# U+FFFE/U+FFFF. DEL and C1 controls are legal XML but garble terminals: escaped too.
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def xml_safe(value: Any, cap: int | None = None) -> str:
+    """``value`` as text an XML 1.0 document can hold, cut to ``cap`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if cap is not None and len(text) > cap:
+        half = cap // 2
+        text = f"{text[:half]} ... [{len(text) - 2 * half:,} characters left out] ... {text[-half:]}"
+    return _ILLEGAL.sub(_escape_char, text)
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _split_nodeid(nodeid: str) -> tuple[str, str]:
+    """``(classname, name)`` the way pytest's own junitxml spells them."""
+    names = nodeid.split("::")
+    path = names[0]
+    if path.endswith(".py"):
+        path = path[:-3]
+    names[0] = path.replace("/", ".")
+    if len(names) == 1:
+        return "", names[0]
+    return ".".join(names[:-1]), names[-1]
+
+
+def _case_properties(case: dict[str, Any]) -> list[tuple[str, str]]:
+    calls = case.get("calls") or []
+    llm_calls = [c for c in calls if c.get("role", "llm") == "llm"]
+    props: list[tuple[str, str]] = [
+        ("llmeval.eval", case["eval"]),
+        ("llmeval.model", case.get("model") or ""),
+        ("llmeval.sample", _num(case.get("sample") or 0)),
+        ("llmeval.outcome", case["outcome"]),
+        ("llmeval.passed", _num(case["outcome"] == "passed")),
+        ("llmeval.score", _num(float(case.get("score") or 0.0))),
+        ("llmeval.threshold", _num(float(case.get("threshold") or 0.0))),
+        ("llmeval.input_tokens", _num(sum(int(c.get("input_tokens") or 0) for c in calls))),
+        ("llmeval.output_tokens", _num(sum(int(c.get("output_tokens") or 0) for c in calls))),
+        ("llmeval.cost_usd", _num(sum(float(c.get("cost_usd") or 0.0) for c in calls))),
+        ("llmeval.latency_s", _num(sum(float(c.get("latency_s") or 0.0) for c in llm_calls))),
+        ("llmeval.calls", _num(len(calls))),
+        ("llmeval.cached", _num(bool(calls) and all(bool(c.get("cached")) for c in calls))),
+    ]
+    if case.get("key"):
+        props.append(("llmeval.key", case["key"]))
+    for i, result in enumerate(case.get("results") or []):
+        name = str(result.get("name") or "check")
+        verdict = "pass" if result.get("passed") else "fail"
+        score = result.get("score")
+        value = f"{verdict} score={_num(float(score))}" if isinstance(score, (int, float)) else verdict
+        if result.get("label"):
+            value += f" label={result['label']}"
+        props.append((f"llmeval.check.{i}.{name}", value))
+        reasoning = result.get("reasoning") or (None if result.get("passed") else result.get("explanation"))
+        if reasoning:
+            label = "reasoning" if result.get("reasoning") else "explanation"
+            props.append((f"llmeval.check.{i}.{label}", xml_safe(reasoning, PROPERTY_CAP)))
+    return props
+
+
+def _failure_text(case: dict[str, Any]) -> tuple[str, str]:
+    """``(message, text)`` of a failed or errored case: the error, else the failing checks."""
+    if case.get("error"):
+        return str(case["error"]), str(case["error"])
+    lines = []
+    for result in case.get("results") or []:
+        if result.get("passed"):
+            continue
+        name = result.get("name") or "check"
+        why = result.get("explanation") or result.get("reasoning") or ""
+        line = f"{name}: {why}".rstrip(": ")
+        if "expected" in result or "actual" in result:
+            line += f" (expected {result.get('expected')!r}, actual {result.get('actual')!r})"
+        lines.append(line)
+    if not lines:
+        return "the test failed (no failing check was recorded)", "the test failed"
+    return lines[0], "\n".join(lines)
+
+
+def render_junit(results: dict[str, Any], *, hostname: str | None = None) -> bytes:
+    """The report as UTF-8 bytes, one ``<testsuite>`` per model."""
+    import xml.etree.ElementTree as ET  # lazily: importing the plugin stays cheap
+
+    evals_by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in results.get("evals") or []:
+        evals_by_model[ev.get("model") or NO_MODEL].append(ev)
+    cases_by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for case in results.get("cases") or []:
+        cases_by_model[case.get("model") or NO_MODEL].append(case)
+    baseline = {
+        (b["eval"], b.get("model") or NO_MODEL): b for b in ((results.get("baseline") or {}).get("evals") or [])
+    }
+    host = hostname if hostname is not None else socket.gethostname()
+    stamp = str(results.get("created_at") or "")[:19]
+
+    root = ET.Element("testsuites", name="pytest-llmeval")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+    for model in sorted(set(evals_by_model) | set(cases_by_model)):
+        cases = cases_by_model.get(model, [])
+        failures = sum(c["outcome"] == "failed" for c in cases)
+        errors = sum(c["outcome"] == "error" for c in cases)
+        time_s = sum(float(c.get("duration_s") or 0.0) for c in cases)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=xml_safe(model),
+            tests=str(len(cases)),
+            failures=str(failures),
+            errors=str(errors),
+            skipped="0",
+            time=f"{time_s:.3f}",
+            timestamp=stamp,
+            hostname=xml_safe(host),
+        )
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="llmeval.model", value=xml_safe(model))
+        ET.SubElement(props, "property", name="llmeval.run_id", value=xml_safe(results.get("run_id") or ""))
+        ET.SubElement(props, "property", name="llmeval.passed", value=_num(bool(results.get("passed"))))
+        for ev in evals_by_model.get(model, []):
+            prefix = f"llmeval.eval.{xml_safe(ev['eval'])}"
+            items: list[tuple[str, Any]] = [
+                ("pass_rate", ev["pass_rate"]),
+                ("ci_low", ev.get("ci_low", 0.0)),
+                ("ci_high", ev.get("ci_high", 1.0)),
+                ("threshold", ev["threshold"]),
+                ("verdict", ev.get("verdict", "")),
+                ("cases", ev["cases"]),
+                ("passed", ev["passed"]),
+                ("failed", ev["failed"]),
+                ("errors", ev["errors"]),
+            ]
+            if int(ev.get("repeat") or 1) > 1:
+                items += [(f"pass_at_{k}", v) for k, v in (ev.get("pass_at_k") or {}).items()]
+                items += [(f"pass_hat_{k}", v) for k, v in (ev.get("pass_hat_k") or {}).items()]
+            b = baseline.get((ev["eval"], model))
+            if b is not None:
+                items += [
+                    ("baseline_rate", "" if b.get("base_rate") is None else b["base_rate"]),
+                    ("baseline_p_value", b["p_value"]),
+                    ("regressed", bool(b["regressed"])),
+                    ("flipped_to_fail", len(b["flipped_to_fail"])),
+                    ("flipped_to_pass", len(b["flipped_to_pass"])),
+                ]
+            for name, value in items:
+                ET.SubElement(props, "property", name=f"{prefix}.{name}", value=_num(value))
+        for case in cases:
+            classname, name = _split_nodeid(case["nodeid"])
+            testcase = ET.SubElement(
+                suite,
+                "testcase",
+                classname=xml_safe(classname),
+                name=xml_safe(name),
+                time=f"{float(case.get('duration_s') or 0.0):.3f}",
+            )
+            cprops = ET.SubElement(testcase, "properties")
+            for pname, pvalue in _case_properties(case):
+                ET.SubElement(cprops, "property", name=xml_safe(pname), value=xml_safe(pvalue, PROPERTY_CAP))
+            if case["outcome"] in ("failed", "error"):
+                message, text = _failure_text(case)
+                tag = "failure" if case["outcome"] == "failed" else "error"
+                kind = "llmeval.failed" if tag == "failure" else "llmeval.error"
+                element = ET.SubElement(testcase, tag, message=xml_safe(message, MESSAGE_CAP), type=kind)
+                element.text = xml_safe(text, TEXT_CAP)
+            output = case.get("output")
+            if isinstance(output, str) and output:
+                out = ET.SubElement(testcase, "system-out")
+                out.text = xml_safe(output, OUTPUT_CAP)
+        totals["tests"] += len(cases)
+        totals["failures"] += failures
+        totals["errors"] += errors
+        totals["time"] += time_s
+    root.set("tests", str(totals["tests"]))
+    root.set("failures", str(totals["failures"]))
+    root.set("errors", str(totals["errors"]))
+    root.set("time", f"{totals['time']:.3f}")
+    ET.indent(root, space=" ")
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit(results: dict[str, Any], path: Path) -> None:
+    """Write the JUnit XML report of ``results`` to ``path`` (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render_junit(results))

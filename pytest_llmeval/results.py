@@ -1,0 +1,406 @@
+"""Aggregated results of a run, and the JSON file that keeps them (``--llmeval-json``).
+
+The JSON results file (``schema`` / ``version`` identify it; fields may be added in later
+versions, never renamed)::
+
+    {
+      "schema": "pytest-llmeval/results",
+      "version": 1,
+      "run_id": str,                  # also the run id in the SQLite call log
+      "created_at": str,              # ISO 8601, UTC
+      "pytest_args": [str],
+      "passed": bool,                 # the gate's verdict (the exit status is 0 iff true)
+      "reasons": [str],               # why it passed or failed, one line each
+      "non_eval_failures": [str],     # node ids of failed tests that are not eval cases
+      "tallies": {"calls", "hits", "retries", "errors"},   # run-level, all xdist workers
+      "evals": [{                     # one per eval (test function) and model, sorted
+        "eval": str,                  # the test function's node id, e.g. "test_x.py::test_capital"
+        "model": str | null,          # "PROVIDER:MODEL"; null for a judge-only test
+        "threshold": float,           # min_pass_rate, after --llmeval-min-pass-rate
+        "cases": int, "passed": int, "failed": int, "errors": int,   # samples count as cases
+        "pass_rate": float, "ci_low": float, "ci_high": float,       # Wilson 95% interval
+        "verdict": "pass" | "fail" | "error",
+        "verdict_reason": str,        # one line
+        "regressed": bool,            # the baseline gate tripped for this eval and model
+        "input_tokens": int, "output_tokens": int, "cached_input_tokens": int,
+        "cost_usd": float,            # judge calls included
+        "latency_p50_s": float | null, "latency_p95_s": float | null,  # model-under-test calls
+        "cache_hits": int, "calls": int,
+        "tags": [str],
+        "repeat": int,                # samples per case (the smallest, when uneven)
+        "distinct_cases": int,
+        "pass_at_k": {"1": float, ...}, "pass_hat_k": {"1": float, ...},   # k = 1..repeat
+        "case_rates": [{"case": str, "samples": int, "passed": int, "pass_fraction": float}]
+      }],
+      "cases": [{                     # one per case, model and sample, sorted
+        "eval", "nodeid", "model", "sample", "outcome": "passed" | "failed" | "error",
+        "score", "threshold", "tags",
+        "results": [check and grade dicts],
+        "calls": [{"key", "model", "cached", "latency_s", "input_tokens", "output_tokens",
+                   "cached_input_tokens", "cost_usd", "role"}],
+        "output": str | null,         # shortened beyond OUTPUT_CAP characters
+        "output_chars": int,          # full length of the output
+        "prompt", "error", "duration_s",
+        "key": str | null,            # cache key of the first model-under-test call
+        "case": str,                  # node id without the sample part
+        "passed": bool
+      }],
+      "baseline": null | {
+        "path": str, "alpha": float,
+        "evals": [{"eval", "model", "base_rate", "rate", "n_pairs",
+                   "flipped_to_fail": [nodeid], "flipped_to_pass": [nodeid],
+                   "p_value": float, "regressed": bool,
+                   "new_cases": int, "missing_cases": int}]
+      }
+    }
+
+Rates in ``baseline.evals`` are over the matched pairs only (cases matched by node id,
+model and sample), which is what the paired test compares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import LLMEvalError
+from .stats import pass_at_k, pass_hat_k, percentile, wilson_interval
+
+__all__ = [
+    "SCHEMA",
+    "VERSION",
+    "OUTPUT_CAP",
+    "EvalResult",
+    "ResultsFileError",
+    "aggregate",
+    "build_results",
+    "case_for_json",
+    "case_id",
+    "load_results",
+    "sort_cases",
+    "write_json",
+]
+
+SCHEMA = "pytest-llmeval/results"
+VERSION = 1
+#: Characters of a model output kept in the JSON results (head and tail).
+OUTPUT_CAP = 20_000
+#: Tolerance when comparing a pass rate to its threshold: 7/10 must meet 0.7.
+_EPS = 1e-9
+
+
+class ResultsFileError(LLMEvalError):
+    """A results file that cannot be read, or is not a pytest-llmeval results file."""
+
+
+@dataclass
+class EvalResult:
+    """One eval (test function) for one model: what the gate decides on.
+
+    Passed to the ``pytest_llmeval_eval_finished`` hook; :meth:`to_dict` gives its entry
+    in the JSON results.
+    """
+
+    eval: str
+    model: str | None
+    threshold: float
+    cases: int
+    passed: int
+    failed: int
+    errors: int
+    pass_rate: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+    verdict_reason: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost_usd: float
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    cache_hits: int
+    calls: int
+    tags: list[str]
+    repeat: int
+    distinct_cases: int
+    pass_at_k: dict[str, float]
+    pass_hat_k: dict[str, float]
+    case_rates: list[dict[str, Any]] = field(default_factory=list)
+    regressed: bool = False
+    #: This eval's entry of the baseline comparison, when a baseline was given.
+    baseline: dict[str, Any] | None = None
+
+    @property
+    def met_threshold(self) -> bool:
+        """Whether the pass rate reaches the threshold (errors aside)."""
+        return self.passed + _EPS >= self.threshold * self.cases
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the baseline entry lives in the top-level ``baseline`` section)."""
+        data = asdict(self)
+        data.pop("baseline")
+        return data
+
+
+# -- cases ---------------------------------------------------------------------------------
+def case_id(nodeid: str, sample: int) -> str:
+    """The node id without its ``sampleN`` parameter: one id for all samples of a case."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return nodeid
+    head, params = nodeid[:-1].split("[", 1)
+    parts = params.split("-")
+    token = f"sample{sample}"
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == token:
+            del parts[i]
+            break
+    else:
+        return nodeid
+    return f"{head}[{'-'.join(parts)}]" if parts else head
+
+
+def _sort_key(case: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (case["eval"], case.get("model") or "", case["nodeid"], int(case.get("sample") or 0))
+
+
+def sort_cases(cases: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cases in a fixed order, whatever order workers finished in; a case reported twice
+    (a rerun plugin) keeps its last report."""
+    latest: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for case in cases:
+        latest[_sort_key(case)] = case
+    return [latest[k] for k in sorted(latest)]
+
+
+def _first_llm_key(case: dict[str, Any]) -> str | None:
+    calls = case.get("calls") or []
+    for call in calls:
+        if call.get("role", "llm") == "llm":
+            return call.get("key")
+    return calls[0].get("key") if calls else None
+
+
+def excerpt(text: str, cap: int) -> str:
+    """``text`` itself, or its head and tail with a note of what was left out."""
+    if len(text) <= cap:
+        return text
+    half = cap // 2
+    return f"{text[:half]}\n... [{len(text) - 2 * half:,} characters left out] ...\n{text[-half:]}"
+
+
+def _cap_strings(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        return excerpt(value, cap)
+    if isinstance(value, list):
+        return [_cap_strings(v, cap) for v in value]
+    if isinstance(value, dict):
+        return {k: _cap_strings(v, cap) for k, v in value.items()}
+    return value
+
+
+def case_for_json(case: dict[str, Any]) -> dict[str, Any]:
+    """A case as the JSON results keep it: plugin data plus ``key``, ``case``, ``passed``;
+    outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters."""
+    out = dict(case)
+    output = case.get("output")
+    out["output"] = excerpt(output, OUTPUT_CAP) if isinstance(output, str) else output
+    out["output_chars"] = len(output) if isinstance(output, str) else 0
+    out["prompt"] = _cap_strings(case.get("prompt"), OUTPUT_CAP)
+    out["key"] = _first_llm_key(case)
+    out["case"] = case_id(case["nodeid"], int(case.get("sample") or 0))
+    out["passed"] = case.get("outcome") == "passed"
+    return out
+
+
+# -- evals ---------------------------------------------------------------------------------
+def aggregate(cases: Iterable[dict[str, Any]]) -> list[EvalResult]:
+    """One :class:`EvalResult` per eval and model, sorted by eval then model."""
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    for case in sort_cases(cases):
+        groups[(case["eval"], case.get("model"))].append(case)
+    return [
+        _aggregate_one(e, m, rows) for (e, m), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+    ]
+
+
+def _aggregate_one(eval_id: str, model: str | None, rows: list[dict[str, Any]]) -> EvalResult:
+    n = len(rows)
+    passed = sum(r["outcome"] == "passed" for r in rows)
+    errors = sum(r["outcome"] == "error" for r in rows)
+    failed = n - passed - errors
+    # All cases of one eval share the marker; take the strictest should they ever differ.
+    threshold = max(float(r.get("threshold", 1.0)) for r in rows)
+    low, high = wilson_interval(passed, n)
+    calls = [c for r in rows for c in (r.get("calls") or [])]
+    llm_latencies = [float(c.get("latency_s") or 0.0) for c in calls if c.get("role", "llm") == "llm"]
+    tags = sorted({t for r in rows for t in (r.get("tags") or [])})
+
+    per_case: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        per_case[case_id(r["nodeid"], int(r.get("sample") or 0))].append(r["outcome"] == "passed")
+    repeat = min(len(v) for v in per_case.values())
+    at_k: dict[str, float] = {}
+    hat_k: dict[str, float] = {}
+    for k in range(1, repeat + 1):
+        at_k[str(k)] = _mean(pass_at_k(len(v), sum(v), k) for v in per_case.values())
+        hat_k[str(k)] = _mean(pass_hat_k(len(v), sum(v), k) for v in per_case.values())
+    case_rates = []
+    if max(len(v) for v in per_case.values()) > 1:
+        case_rates = [
+            {"case": cid, "samples": len(v), "passed": sum(v), "pass_fraction": sum(v) / len(v)}
+            for cid, v in sorted(per_case.items())
+        ]
+
+    result = EvalResult(
+        eval=eval_id,
+        model=model,
+        threshold=threshold,
+        cases=n,
+        passed=passed,
+        failed=failed,
+        errors=errors,
+        pass_rate=passed / n,
+        ci_low=low,
+        ci_high=high,
+        verdict="pass",
+        verdict_reason="",
+        input_tokens=sum(int(c.get("input_tokens") or 0) for c in calls),
+        output_tokens=sum(int(c.get("output_tokens") or 0) for c in calls),
+        cached_input_tokens=sum(int(c.get("cached_input_tokens") or 0) for c in calls),
+        cost_usd=sum(float(c.get("cost_usd") or 0.0) for c in calls),
+        latency_p50_s=percentile(llm_latencies, 50),
+        latency_p95_s=percentile(llm_latencies, 95),
+        cache_hits=sum(bool(c.get("cached")) for c in calls),
+        calls=len(calls),
+        tags=tags,
+        repeat=repeat,
+        distinct_cases=len(per_case),
+        pass_at_k=at_k,
+        pass_hat_k=hat_k,
+        case_rates=case_rates,
+    )
+    set_verdict(result)
+    return result
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items) if items else 0.0
+
+
+def set_verdict(result: EvalResult) -> None:
+    """Decide ``verdict`` and ``verdict_reason`` from the counts, threshold and regression.
+
+    Errors come first: an error is never a pass and fails the eval whatever the rate.
+    """
+    label = f"{result.eval} [{result.model or 'no model'}]"
+    rate = f"{result.pass_rate:.1%} ({result.passed}/{result.cases})"
+    if result.errors:
+        result.verdict = "error"
+        result.verdict_reason = (
+            f"{label}: {result.errors} error(s) in {result.cases} case(s); errors never count as passes "
+            "and fail the run"
+        )
+    elif not result.met_threshold:
+        result.verdict = "fail"
+        result.verdict_reason = f"{label}: pass rate {rate} is below min_pass_rate {result.threshold:.1%}"
+    elif result.regressed and result.baseline is not None:
+        b = result.baseline
+        result.verdict = "fail"
+        result.verdict_reason = (
+            f"{label}: regressed against the baseline: {b['base_rate']:.1%} -> {b['rate']:.1%} on "
+            f"{b['n_pairs']} matched case(s), {len(b['flipped_to_fail'])} flipped to fail and "
+            f"{len(b['flipped_to_pass'])} to pass (McNemar p={b['p_value']:.3g})"
+        )
+    else:
+        result.verdict = "pass"
+        result.verdict_reason = f"{label}: pass rate {rate} meets min_pass_rate {result.threshold:.1%}"
+
+
+# -- the results document ------------------------------------------------------------------
+def build_results(
+    *,
+    cases: Iterable[dict[str, Any]],
+    evals: list[EvalResult],
+    passed: bool,
+    reasons: list[str],
+    run_id: str,
+    created_at: str,
+    pytest_args: list[str],
+    baseline: dict[str, Any] | None = None,
+    non_eval_failures: list[str] | None = None,
+    tallies: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The JSON results document (see the module docstring)."""
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "run_id": run_id,
+        "created_at": created_at,
+        "pytest_args": list(pytest_args),
+        "passed": passed,
+        "reasons": list(reasons),
+        "non_eval_failures": sorted(non_eval_failures or []),
+        "tallies": dict(tallies or {}),
+        "evals": [e.to_dict() for e in evals],
+        "cases": [case_for_json(c) for c in sort_cases(cases)],
+        "baseline": baseline,
+    }
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` to ``path`` (parents created). ASCII-escaped, so a lone surrogate
+    in a model output cannot make the file unwritable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=1, sort_keys=False, ensure_ascii=True, allow_nan=False)
+    path.write_text(text + "\n", encoding="ascii")
+
+
+_REQUIRED_EVAL = ("eval", "model", "threshold", "cases", "passed", "failed", "errors", "pass_rate")
+_REQUIRED_CASE = ("eval", "nodeid", "model", "sample", "outcome")
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results file written by ``--llmeval-json``.
+
+    Raises :class:`ResultsFileError` naming the file when it is missing, not JSON, of
+    another schema, of a newer version, or missing the fields the gate needs.
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsFileError(f"{where}: no such results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"{where}: cannot read results file: {exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ResultsFileError(f"{where}: not a JSON file ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ResultsFileError(
+            f"{where}: not a pytest-llmeval results file (expected schema {SCHEMA!r}, found {found!r}); "
+            "write one with --llmeval-json PATH"
+        )
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ResultsFileError(f"{where}: bad results version {version!r}")
+    if version > VERSION:
+        raise ResultsFileError(
+            f"{where}: results version {version} is newer than this pytest-llmeval understands ({VERSION}); upgrade"
+        )
+    for name, required in (("evals", _REQUIRED_EVAL), ("cases", _REQUIRED_CASE)):
+        items = data.get(name)
+        if not isinstance(items, list):
+            raise ResultsFileError(f"{where}: field {name!r} missing or not a list")
+        for i, item in enumerate(items):
+            missing = [f for f in required if not isinstance(item, dict) or f not in item]
+            if missing:
+                raise ResultsFileError(f"{where}: {name}[{i}] lacks field(s) {', '.join(missing)}")
+    return data
