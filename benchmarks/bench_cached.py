@@ -1,0 +1,95 @@
+"""(b) A fully cached eval suite against the same number of plain pytest tests.
+
+Writes 300 one-call eval cases and 300 plain tests that assert a constant, records the
+eval suite once against the fake OpenAI server (tests/fakeapi.py, started in this process),
+then times, alternating, the cached eval run and the plain run (both with the plugin
+installed, as a project has it) in subprocesses, and prints the medians and their ratio.
+The server must not be called by the cached runs. Target: at most 1.3x.
+
+    python benchmarks/bench_cached.py [--cases 300] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from fakeapi import FakeAPI  # noqa: E402
+
+EVALS = """
+import pytest
+
+@pytest.mark.llmeval(min_pass_rate=1.0)
+@pytest.mark.parametrize("i", range({cases}))
+def test_case(llm, i):
+    assert llm(f"question {{i}}") == f"echo: question {{i}}"
+"""
+
+PLAIN = """
+import pytest
+
+@pytest.mark.parametrize("i", range({cases}))
+def test_case(i):
+    assert "echo" == "echo"
+"""
+
+
+def run_pytest(root: Path, test_file: str, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one pytest process."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", test_file]
+    cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / "cache.db")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, FakeAPI() as api:
+        root = Path(tmp)
+        (root / "test_evals.py").write_text(EVALS.format(cases=args.cases))
+        (root / "test_plain.py").write_text(PLAIN.format(cases=args.cases))
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
+        env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
+        run_pytest(root, "test_evals.py", env)  # records the answers
+        run_pytest(root, "test_plain.py", env)  # bytecode caches
+        recorded = api.count()
+        cached: list[tuple[float, float]] = []
+        plain: list[tuple[float, float]] = []
+        for _ in range(args.runs):
+            cached.append(run_pytest(root, "test_evals.py", env))
+            plain.append(run_pytest(root, "test_plain.py", env))
+        assert api.count() == recorded, "a cached run called the model"
+    print(f"{args.cases} tests, {args.runs} runs each (alternating), whole pytest process, 0 model requests")
+    print(f"  {'':14} {'wall median':>11} {'wall best':>10} {'CPU median':>11} {'CPU best':>9}  (s)")
+    figures = {}
+    for name, runs in (("cached evals", cached), ("plain tests", plain)):
+        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+        figures[name] = (statistics.median(walls), min(walls), statistics.median(cpus), min(cpus))
+        print(f"  {name:14} " + " ".join(f"{v:{w}.2f}" for v, w in zip(figures[name], (11, 10, 11, 9), strict=True)))
+    ratios = [a / b for a, b in zip(figures["cached evals"], figures["plain tests"], strict=True)]
+    print(f"  {'ratio':14} " + " ".join(f"{v:{w}.2f}" for v, w in zip(ratios, (11, 10, 11, 9), strict=True)))
+    # CPU time is the figure that survives a busy machine; wall time is shown for reference.
+    print(f"  target <= 1.3 (CPU median): {'met' if ratios[2] <= 1.3 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""(a) 300 eval cases at 100 ms model latency: --llmeval-concurrency 32 against a sequential run.
+
+Starts the fake OpenAI server (tests/fakeapi.py) in this process with 100 ms latency, writes a
+suite of 300 one-call cases to a temporary folder and runs pytest on it in a subprocess with
+``OPENAI_BASE_URL`` pointed at the server, each run with a fresh cache:
+
+- sequential: ``--llmeval-concurrency 0``;
+- concurrent: ``--llmeval-concurrency 32``;
+- start-up: the same run again on its warm cache (pytest, the plugin, 300 test bodies reading
+  the cache: everything but the model calls), plus the SDK import a live run pays.
+
+Targets: concurrent at least 10x faster than sequential, and within 2x of the ideal
+``300 x 0.1 / 32`` s plus start-up.
+
+    python benchmarks/bench_concurrency.py [--cases 300] [--latency 0.1] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from fakeapi import FakeAPI  # noqa: E402
+
+SUITE = """
+import pytest
+
+@pytest.mark.llmeval(min_pass_rate=1.0)
+@pytest.mark.parametrize("i", range({cases}))
+def test_case(llm, i):
+    assert llm(f"question {{i}}") == f"echo: question {{i}}"
+"""
+
+
+def run_pytest(root: Path, api: FakeAPI, cache: str, *args: str) -> tuple[float, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
+    env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / cache), *args]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return elapsed, proc.stdout
+
+
+def sdk_import_time() -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code = "import time; t = time.perf_counter(); import openai; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout)]
+    runs += [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout)]
+    return min(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=300)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, FakeAPI(latency=args.latency) as api:
+        root = Path(tmp)
+        (root / "test_bench.py").write_text(SUITE.format(cases=args.cases))
+        run_pytest(root, api, "warmup.db", "--llmeval-concurrency", "0", "-k", "test_case and -0]")  # pyc caches
+
+        api.clear()
+        api.latency = args.latency
+        sequential, _ = run_pytest(root, api, "sequential.db", "--llmeval-concurrency", "0")
+        sequential_requests = api.count()
+
+        api.clear()
+        api.latency = args.latency
+        concurrent, _ = run_pytest(root, api, "concurrent.db", "--llmeval-concurrency", str(args.concurrency))
+        concurrent_requests = api.count()
+
+        startup, _ = run_pytest(root, api, "concurrent.db", "--llmeval-concurrency", str(args.concurrency))
+        assert api.count() == concurrent_requests, "the warm-cache run called the model"
+        sdk = sdk_import_time()
+
+    calls_ideal = args.cases * args.latency / args.concurrency
+    ideal = calls_ideal + startup + sdk
+    speedup = sequential / concurrent
+    print(f"{args.cases} cases, {args.latency * 1000:.0f} ms model latency (fake server on 127.0.0.1)")
+    print(f"  sequential  (--llmeval-concurrency 0)  : {sequential:7.2f} s   {sequential_requests} requests")
+    print(
+        f"  concurrent  (--llmeval-concurrency {args.concurrency}) : {concurrent:7.2f} s   {concurrent_requests} requests"
+    )
+    print(f"  start-up: warm-cache run {startup:.2f} s + SDK import {sdk:.2f} s")
+    print(
+        f"  ideal: {args.cases} x {args.latency:g} / {args.concurrency} = {calls_ideal:.2f} s + start-up = {ideal:.2f} s"
+    )
+    print(f"  speed-up vs sequential : {speedup:6.1f}x   (target >= 10x: {'met' if speedup >= 10 else 'NOT met'})")
+    ratio = concurrent / ideal
+    print(f"  concurrent / ideal     : {ratio:6.2f}    (target <= 2: {'met' if ratio <= 2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
