@@ -2,30 +2,57 @@
 
 Standard library ``sqlite3`` in WAL mode with a busy timeout, so many pytest-xdist workers
 can share one file; every write is one short transaction, so a killed run leaves either the
-whole entry or nothing. A store that cannot be read is moved aside with a warning and a
-fresh one is made: losing a cache costs money, never a crash.
+whole entry or nothing. A store that cannot be used never stops a run:
+
+- a file that is not a database, or a damaged one, is moved aside (``NAME.corrupt-...``)
+  with a warning and a fresh store is made in its place;
+- a file that can be read but not written is used read-only, with one warning;
+- a file that cannot be opened at all gives a warning and an in-memory store for this run;
+- a failed write is a warning, never a test error.
+
+Plain SQL answers questions about past runs, e.g. what a model said for a test::
+
+    SELECT ts, response FROM calls
+    WHERE model = 'openai:gpt-4o-mini' AND test_id LIKE '%test_capital%' ORDER BY ts DESC;
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .models import canonical_json
 
-__all__ = ["Store", "StoreWarning", "MIGRATIONS"]
+__all__ = [
+    "Store",
+    "StoreWarning",
+    "StoreError",
+    "MIGRATIONS",
+    "key_for_request",
+    "now_iso",
+    "to_iso_utc",
+    "redact_secrets",
+    "secrets_from_env",
+]
 
 
 class StoreWarning(UserWarning):
     """The cache could not be read or written; the run goes on without it."""
+
+
+class StoreError(Exception):
+    """The store cannot be used (raised only when repair is off, as for the command line)."""
 
 
 # Append-only: each entry runs once per database, in order, and is recorded in `migrations`.
@@ -82,50 +109,217 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # `cache prune --older-than` and the "latest run" of export-finetune sort by these.
+        "002_time_indexes",
+        """
+        CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
+        CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
+        """,
+    ),
 ]
+
+# SQLite result codes that mean "this file is not a (healthy) database": safe to move aside.
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+_CORRUPT_WORDS = ("not a database", "malformed", "corrupt", "file is encrypted")
+# Environment variables whose values must never be written (checked on every write).
+_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.IGNORECASE)
+REDACTED = "[redacted]"
 
 
 def now_iso() -> str:
+    """The current UTC time as stored in the log: ISO 8601 with milliseconds."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-class Store:
-    """The cache and call log at ``path`` (created with its folder when missing)."""
+def to_iso_utc(text: str) -> str:
+    """Parse an ISO date or date-time (naive = UTC) into the log's sortable form.
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 60.0) -> None:
+    Raises ``ValueError`` with the accepted forms when ``text`` is not one.
+    """
+    try:
+        moment = _dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM])") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def key_for_request(request: dict[str, Any]) -> str:
+    """The cache key of a stored request payload (as ``Request.key`` computes it)."""
+    digest = hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
+    return f"v{request.get('v')}-{digest}"
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _CORRUPT_WORDS)
+
+
+def secrets_from_env() -> tuple[str, ...]:
+    """Values of environment variables named like keys (``*API_KEY``, ``*TOKEN``, ``*SECRET``,
+    ``*PASSWORD``), longest first; short values ("1", "true") would redact ordinary text."""
+    return tuple(
+        sorted(
+            {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8},
+            key=len,
+            reverse=True,
+        )
+    )
+
+
+def redact_secrets(text: str, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with every secret (default: :func:`secrets_from_env`) replaced by ``[redacted]``.
+
+    Keys never reach the store or reports by design; this catches servers, models and
+    prompts that echo one back.
+    """
+    for secret in secrets_from_env() if secrets is None else secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (POSIX); a no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: repairs are rare enough to go unlocked
+        yield
+        return
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115 - held for the duration of the lock
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+class Store:
+    """The cache and call log at ``path`` (created with its folder when missing).
+
+    ``repair=False`` (the command line) raises :class:`StoreError` instead of moving a
+    damaged file aside or falling back to memory. After opening, ``readonly`` and
+    ``in_memory`` tell what the store could do, and ``problem`` why.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 60.0, repair: bool = True) -> None:
         self.path = Path(path)
+        self.readonly = False
+        self.in_memory = False
+        self.problem: str | None = None
         self._lock = threading.RLock()
         self._busy_timeout_s = busy_timeout_s
+        self._repair = repair
+        self._secrets = secrets_from_env()
         self._conn = self._open()
 
     # -- opening -------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+                # SQLite would open it read-only without a word and fail on every write.
+                raise OSError(f"no write permission on {self.path} or its folder")
             return self._connect_and_migrate()
-        except sqlite3.DatabaseError as exc:
-            # Not a database, or damaged beyond use: keep the file for inspection, start over.
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            warnings.warn(
-                f"llmeval cache {self.path} is unreadable ({exc}); moved it to {aside.name} and started an empty one",
-                StoreWarning,
-                stacklevel=3,
-            )
+        except (sqlite3.Error, OSError) as exc:
+            if not self._repair:
+                raise StoreError(f"llmeval cache {self.path} cannot be used: {exc}") from None
+            first = exc
+        if isinstance(first, sqlite3.Error) and _is_corruption(first):
+            try:
+                return self._replace_damaged(first)
+            except (sqlite3.Error, OSError) as exc:
+                first = exc
+        try:
+            conn = self._connect_readonly()
+        except (sqlite3.Error, OSError):
+            pass
+        else:
+            self.readonly = True
+            self._warn_open(f"is read-only ({first}); stored answers are replayed but new ones are not stored", 4)
+            return conn
+        self.in_memory = True
+        self._warn_open(f"cannot be opened ({first}); this run uses an empty in-memory cache that is not kept", 4)
+        return self._connect_and_migrate(":memory:")
+
+    def _warn_open(self, what: str, stacklevel: int) -> None:
+        self.problem = f"llmeval cache {self.path} {what}"
+        warnings.warn(self.problem, StoreWarning, stacklevel=stacklevel)
+
+    def _replace_damaged(self, exc: sqlite3.Error) -> sqlite3.Connection:
+        # Under xdist every worker finds the same damaged file: the first to get the lock
+        # moves it aside, the others find a healthy store when they get it.
+        with _file_lock(self.path.with_name(self.path.name + ".lock")):
+            try:
+                return self._connect_and_migrate()
+            except sqlite3.Error as again:
+                if not _is_corruption(again):
+                    raise
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
             for suffix in ("", "-wal", "-shm"):
                 src = Path(str(self.path) + suffix)
                 if src.exists():
                     os.replace(src, Path(str(aside) + suffix))
-            return self._connect_and_migrate()
+            conn = self._connect_and_migrate()
+        self._warn_open(f"is not a usable database ({exc}); moved it to {aside.name} and started an empty one", 5)
+        return conn
 
-    def _connect_and_migrate(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
+    def _connect_and_migrate(self, target: str | None = None) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            target or self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a commit survives a killed process; only power loss may
-            # drop the last commits, never corrupt the file.
-            conn.execute("PRAGMA synchronous = NORMAL")
+            if target is None:
+                conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode: a commit survives a killed process; only power loss may
+                # drop the last commits, never corrupt the file.
+                conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise OSError(f"{self.path} does not exist")
+        base = self.path.resolve().as_uri()
+        try:
+            conn = self._connect_uri(base + "?mode=ro")
+        except sqlite3.Error:
+            # A WAL file closed cleanly has no -shm, and a read-only folder cannot get one:
+            # only an immutable open can read it (nobody can write there anyway).
+            conn = self._connect_uri(base + "?immutable=1")
+        try:
+            done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+            missing = [name for name, _ in MIGRATIONS if name not in done]
+            if missing:
+                # An older schema cannot be upgraded without writing: unusable read-only.
+                raise sqlite3.OperationalError(f"schema needs migrations {', '.join(missing)}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_uri(self, uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opening is lazy: read once
         except BaseException:
             conn.close()
             raise
@@ -154,11 +348,22 @@ class Store:
             raise
 
     def close(self) -> None:
+        """Close the connection (the last one out checkpoints the WAL into the file)."""
         with self._lock:
             try:
                 self._conn.close()
             except sqlite3.Error:
                 pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- secrets -------------------------------------------------------------------------
+    def _scrub(self, text: str | None) -> str | None:
+        return None if text is None else redact_secrets(text, self._secrets)
 
     # -- cache ---------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
@@ -173,6 +378,8 @@ class Store:
 
     def put(self, key: str, request: dict[str, Any], response: dict[str, Any]) -> None:
         """Store (or overwrite) one response; a failure is a warning, never a test error."""
+        if self.readonly:
+            return  # said once when the store was opened
         try:
             with self._lock:
                 self._conn.execute(
@@ -180,23 +387,30 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         key,
-                        request.get("provider", ""),
-                        request.get("model", ""),
-                        canonical_json(request),
-                        canonical_json(response),
+                        str(request.get("provider", "")),
+                        str(request.get("model", "")),
+                        self._scrub(canonical_json(request)),
+                        self._scrub(canonical_json(response)),
                         now_iso(),
                     ),
                 )
         except sqlite3.Error as exc:
-            warnings.warn(f"llmeval cache write failed ({exc}); the answer was not stored", StoreWarning, stacklevel=2)
+            warnings.warn(
+                f"llmeval cache write to {self.path} failed ({exc}); the answer was not stored",
+                StoreWarning,
+                stacklevel=2,
+            )
 
     def candidates(self, provider: str, model: str, limit: int = 500) -> Iterator[dict[str, Any]]:
         """Stored requests for one model, newest first (to explain a replay miss)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT request FROM responses WHERE provider = ? AND model = ? ORDER BY created_at DESC LIMIT ?",
-                (provider, model, limit),
-            ).fetchall()
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT request FROM responses WHERE provider = ? AND model = ? ORDER BY created_at DESC LIMIT ?",
+                    (provider, model, limit),
+                ).fetchall()
+        except sqlite3.Error:
+            return  # an explanation is a courtesy: the miss itself is reported anyway
         for (text,) in rows:
             try:
                 yield json.loads(text)
@@ -205,36 +419,212 @@ class Store:
 
     # -- log -----------------------------------------------------------------------------
     def start_run(self, run_id: str, *, cache_mode: str, args: list[str]) -> None:
+        """Record the start of a run (xdist workers share the controller's run id)."""
         self._write(
             "INSERT OR IGNORE INTO runs (id, started_at, cache_mode, args) VALUES (?, ?, ?, ?)",
-            (run_id, now_iso(), cache_mode, json.dumps(args)),
+            (run_id, now_iso(), cache_mode, self._scrub(json.dumps(args))),
         )
 
     def finish_run(self, run_id: str) -> None:
+        """Record the end of a run."""
         self._write("UPDATE runs SET finished_at = ? WHERE id = ?", (now_iso(), run_id))
 
     def log_call(self, row: dict[str, Any]) -> None:
         """Append one call to the log. Keys of ``row`` are the ``calls`` columns."""
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        self._write(f"INSERT INTO calls ({columns}) VALUES ({marks})", tuple(row.values()))
+        values = tuple(self._scrub(v) if isinstance(v, str) else v for v in row.values())
+        self._write(f"INSERT INTO calls ({columns}) VALUES ({marks})", values)
 
     def record_outcome(
         self, run_id: str, test_id: str, model: str | None, sample: int, outcome: str, score: float | None
     ) -> None:
+        """Record how one case ended in a run (``passed``, ``failed`` or ``error``)."""
         self._write(
             "INSERT OR REPLACE INTO outcomes (run_id, test_id, model, sample, outcome, score) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, test_id, model, sample, outcome, score),
         )
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        if self.readonly:
+            return
         try:
             with self._lock:
                 self._conn.execute(sql, args)
         except sqlite3.Error as exc:
-            warnings.warn(f"llmeval call log write failed ({exc})", StoreWarning, stacklevel=3)
+            warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=3)
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run SQL and return all rows (for the command line and tests)."""
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
+
+    # -- maintenance (the command line) ----------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Entries, size, per-model counts, runs, calls and the hit rate of the log."""
+        size = sum(
+            Path(str(self.path) + suffix).stat().st_size
+            for suffix in ("", "-wal")
+            if Path(str(self.path) + suffix).exists()
+        )
+        (entries,) = self.execute("SELECT COUNT(*) FROM responses")[0]
+        per_model = {
+            f"{provider}:{model}": count
+            for provider, model, count in self.execute(
+                "SELECT provider, model, COUNT(*) FROM responses GROUP BY provider, model ORDER BY provider, model"
+            )
+        }
+        (runs,) = self.execute("SELECT COUNT(*) FROM runs")[0]
+        calls, hits = self.execute("SELECT COUNT(*), COALESCE(SUM(cached), 0) FROM calls")[0]
+        calls_per_model = {
+            model: {"calls": n, "hits": h, "cost_usd": round(cost, 6)}
+            for model, n, h, cost in self.execute(
+                "SELECT model, COUNT(*), COALESCE(SUM(cached), 0), COALESCE(SUM(cost_usd), 0) "
+                "FROM calls GROUP BY model ORDER BY model"
+            )
+        }
+        first, last = self.execute("SELECT MIN(started_at), MAX(started_at) FROM runs")[0]
+        return {
+            "path": str(self.path),
+            "size_bytes": size,
+            "entries": entries,
+            "entries_per_model": per_model,
+            "runs": runs,
+            "first_run": first,
+            "last_run": last,
+            "calls": calls,
+            "hits": hits,
+            "hit_rate": (hits / calls) if calls else None,
+            "calls_per_model": calls_per_model,
+        }
+
+    def prune(self, *, keep_runs: int | None = None, older_than: str | None = None) -> dict[str, int]:
+        """Delete cached responses (and, with ``older_than``, log rows); returns counts.
+
+        ``keep_runs``: drop responses that no call of the last N runs used.
+        ``older_than`` (sortable UTC text, see :func:`to_iso_utc`): drop responses stored
+        before it and not used since, and the calls, runs and outcomes logged before it.
+        """
+        counts = {"responses": 0, "calls": 0, "runs": 0, "outcomes": 0}
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if keep_runs is not None:
+                    counts["responses"] += self._conn.execute(
+                        "DELETE FROM responses WHERE key NOT IN (SELECT key FROM calls WHERE run_id IN "
+                        "(SELECT id FROM runs ORDER BY started_at DESC LIMIT ?))",
+                        (keep_runs,),
+                    ).rowcount
+                if older_than is not None:
+                    counts["responses"] += self._conn.execute(
+                        "DELETE FROM responses WHERE created_at < ? "
+                        "AND key NOT IN (SELECT key FROM calls WHERE ts >= ?)",
+                        (older_than, older_than),
+                    ).rowcount
+                    counts["calls"] = self._conn.execute("DELETE FROM calls WHERE ts < ?", (older_than,)).rowcount
+                    counts["runs"] = self._conn.execute("DELETE FROM runs WHERE started_at < ?", (older_than,)).rowcount
+                    counts["outcomes"] = self._conn.execute(
+                        "DELETE FROM outcomes WHERE run_id NOT IN (SELECT id FROM runs)"
+                    ).rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            # Give the space back: without VACUUM the file never shrinks.
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return counts
+
+    def export_lines(self) -> Iterator[str]:
+        """One canonical JSON line per cached response, sorted by key: stable bytes for a diff."""
+        with self._lock:
+            rows = self._conn.execute("SELECT key, request, response FROM responses ORDER BY key").fetchall()
+        for key, request, response in rows:
+            yield canonical_json({"key": key, "request": json.loads(request), "response": json.loads(response)})
+
+    def import_lines(self, lines: Iterable[str], *, skip_bad: bool = False) -> dict[str, Any]:
+        """Load lines written by :meth:`export_lines`.
+
+        Every line is checked first: valid JSON with ``key``, ``request`` and ``response``,
+        and a key equal to the one recomputed from the request. Bad lines are reported as
+        ``(line number, reason)``; unless ``skip_bad``, nothing is imported when any is bad.
+        """
+        good: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        bad: list[tuple[int, str]] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError as exc:
+                bad.append((number, f"not JSON ({exc})"))
+                continue
+            if not isinstance(entry, dict) or not {"key", "request", "response"} <= set(entry):
+                bad.append((number, "expected an object with key, request and response"))
+                continue
+            key, request, response = entry["key"], entry["request"], entry["response"]
+            if not isinstance(request, dict) or not isinstance(response, dict):
+                bad.append((number, "request and response must be objects"))
+                continue
+            expected = key_for_request(request)
+            if key != expected:
+                bad.append((number, f"key {str(key)[:24]}... does not match its request (expected {expected[:24]}...)"))
+                continue
+            good.append((key, request, response))
+        result: dict[str, Any] = {"added": 0, "replaced": 0, "unchanged": 0, "bad": bad, "imported": False}
+        if bad and not skip_bad:
+            return result
+        stamp = now_iso()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for key, request, response in good:
+                    text = canonical_json(response)
+                    row = self._conn.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+                    if row is not None and row[0] == text:
+                        result["unchanged"] += 1
+                        continue
+                    result["replaced" if row is not None else "added"] += 1
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO responses (key, provider, model, request, response, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            key,
+                            str(request.get("provider", "")),
+                            str(request.get("model", "")),
+                            canonical_json(request),
+                            text,
+                            stamp,
+                        ),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        result["imported"] = True
+        return result
+
+    def passing_conversations(self) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+        """``(test_id, model, request, response)`` of every model-under-test call (never the
+        judge's) made in the latest run that recorded the test, when the test passed there."""
+        sql = """
+            WITH latest AS (
+                SELECT o.test_id, o.run_id, o.outcome,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY o.test_id ORDER BY COALESCE(r.started_at, '') DESC, o.rowid DESC
+                       ) AS rn
+                FROM outcomes o LEFT JOIN runs r ON r.id = o.run_id
+            )
+            SELECT c.test_id, c.model, c.request, c.response
+            FROM calls c JOIN latest l ON l.test_id = c.test_id AND l.run_id = c.run_id
+            WHERE l.rn = 1 AND l.outcome = 'passed' AND c.role = 'llm'
+              AND c.response IS NOT NULL AND c.error IS NULL
+            ORDER BY c.test_id, c.id
+        """
+        with self._lock:
+            rows = self._conn.execute(sql).fetchall()
+        for test_id, model, request, response in rows:
+            try:
+                yield test_id, model, json.loads(request), json.loads(response)
+            except ValueError:
+                continue
