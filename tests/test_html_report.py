@@ -1,0 +1,487 @@
+"""The HTML report, driven in a real headless Chromium (Debian's ``chromium`` + Playwright).
+
+The browser tests skip when Chromium or Playwright is missing locally, and fail instead when
+``LLMEVAL_REQUIRE_BROWSER=1`` (set by ``.ci/run``), so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeapi import FakeAPI
+
+from pytest_llmeval.report_html import case_label, render_html, write_html
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_BLOCK = re.compile(r'<script type="application/json" id="llmeval-data">(.*?)</script>', re.S)
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "</script><script>alert(2)</script>",
+    "<svg onload=alert(3)><script>window.__pwned=3</script>",
+    '"><img src=x onerror="window.__pwned=4">',
+    "<!--<script>alert(5)//--></script>",
+    "line\u2028separator\u2029and <b>bold</b> &amp; &lt;",
+]
+
+
+def _screenshot_module() -> Any:
+    spec = importlib.util.spec_from_file_location("make_screenshot", ROOT / "docs" / "make_screenshot.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHOT = _screenshot_module()
+
+
+# -- helpers -------------------------------------------------------------------------------
+def make_case(
+    eval_id: str,
+    case: str,
+    model: str,
+    outcome: str,
+    *,
+    output: str = "answer",
+    prompt: str | None = None,
+    sample: int | None = None,
+    explanation: str = "compared",
+) -> dict[str, Any]:
+    params = f"{model}-{case}" + (f"-sample{sample}" if sample is not None else "")
+    passed = outcome == "passed"
+    return {
+        "eval": eval_id,
+        "nodeid": f"{eval_id}[{params}]",
+        "model": model,
+        "sample": sample or 0,
+        "outcome": outcome,
+        "score": 1.0 if passed else 0.0,
+        "threshold": 0.5,
+        "tags": [],
+        "results": [
+            {
+                "name": "exact",
+                "passed": passed,
+                "score": 1.0 if passed else 0.0,
+                "expected": "expected-" + case,
+                "actual": output,
+                "explanation": explanation,
+            }
+        ],
+        "calls": [
+            {
+                "key": "k",
+                "model": model,
+                "cached": False,
+                "latency_s": 0.25,
+                "input_tokens": 12,
+                "output_tokens": 3,
+                "cached_input_tokens": 0,
+                "cost_usd": 0.0001,
+                "role": "llm",
+            }
+        ],
+        "output": output,
+        "prompt": [{"role": "user", "content": prompt or f"question about {case}"}],
+        "error": "ProviderError: boom" if outcome == "error" else None,
+    }
+
+
+def extract_data(html: str) -> dict[str, Any]:
+    match = DATA_BLOCK.search(html)
+    assert match, "the report has no data block"
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+def visible_rows(page: Any) -> int:
+    return int(page.locator("#matrix tbody tr").count())
+
+
+# -- without a browser ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("nodeid", "model", "sample", "expected"),
+    [
+        ("t.py::test_capital[openai:gpt-4o-mini-france]", "openai:gpt-4o-mini", 0, "france"),
+        ("t.py::test_capital[france-openai:gpt-4o-mini]", "openai:gpt-4o-mini", 0, "france"),
+        ("t.py::test_x[anthropic:claude-haiku-4-5-a-b-sample2]", "anthropic:claude-haiku-4-5", 2, "a-b"),
+        ("t.py::test_x[openai:m@http://127.0.0.1:8000/v1]", "openai:m@http://127.0.0.1:8000/v1", 0, ""),
+        ("t.py::test_plain", None, 0, ""),
+        ("t.py::test_x[case-1]", None, 0, "case-1"),
+    ],
+)
+def test_case_label_strips_model_and_sample(nodeid: str, model: str | None, sample: int, expected: str) -> None:
+    assert case_label(nodeid, model, sample) == expected
+
+
+def test_rows_are_cases_and_cells_are_models() -> None:
+    m1, m2 = "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"
+    cases = [
+        make_case("t.py::test_a", c, m, "passed" if (c, m) != ("two", m2) else "failed")
+        for m in (m1, m2)
+        for c in ("one", "two", "three")
+    ]
+    data = extract_data(render_html({"cases": cases}))
+    strings = data["strings"]
+    assert data["models"] == [m1, m2]
+    assert [strings[i] for i in data["rows"]["label"]] == ["one", "two", "three"]
+    assert len(data["cells"]["row"]) == 6
+    # Computed when the results carry no evals: pass rate, Wilson interval, verdict.
+    stats = data["evals"][0]["stats"]
+    assert stats[0]["rate"] == 1.0 and stats[0]["verdict"] == "pass"
+    assert stats[1]["rate"] == pytest.approx(2 / 3) and 0.2 < stats[1]["lo"] < 2 / 3 < stats[1]["hi"] < 1
+
+
+def test_samples_of_a_case_share_a_row_and_judge_only_tests_get_a_column() -> None:
+    cases = [
+        make_case("t.py::test_r", c, "openai:m", "passed" if k else "failed", sample=k)
+        for c in ("one", "two")
+        for k in range(3)
+    ]
+    judged = make_case("t.py::test_j", "x", "openai:m", "passed")
+    judged.update(nodeid="t.py::test_j[x]", model=None)
+    data = extract_data(render_html({"cases": [*cases, judged]}))
+    labels = [data["strings"][i] for i in data["rows"]["label"]]
+    assert labels == ["one", "two", "x"]
+    assert data["models"] == ["openai:m", "(no model)"]
+    assert data["cells"]["row"] == [0, 0, 0, 1, 1, 1, 2]
+    assert data["cells"]["sample"][:3] == [0, 1, 2]
+
+
+def test_data_block_is_inert_and_round_trips() -> None:
+    cases = [make_case("t.py::test_a", f"c{i}", "openai:m", "failed", output=text) for i, text in enumerate(HOSTILE)]
+    cases[0]["results"][0]["reasoning"] = "</SCRIPT ><script>alert(6)</script>"
+    html = render_html({"cases": cases, "reasons": ["</script><script>alert(7)</script>"]})
+    block = DATA_BLOCK.search(html)
+    assert block is not None
+    body = block.group(1)
+    for raw in ("<", ">", "&", "\u2028", "\u2029"):
+        assert raw not in body, f"unescaped {raw!r} in the data block"
+    # Exactly the two script elements of the template: nothing in the data opened another.
+    assert len(re.findall(r"<script", html, re.I)) == 2
+    data = json.loads(body)
+    assert set(HOSTILE) <= set(data["strings"])
+    assert data["meta"]["reasons"] == ["</script><script>alert(7)</script>"]
+    head = html[: html.index("</head>")]
+    assert "default-src 'none'" in head and head.index("Content-Security-Policy") < head.index("<style>")
+
+
+def test_strings_are_stored_once() -> None:
+    prompt = "Please answer: what is the capital of the country we discussed before, in one word?"
+    explanation = "normalised case, whitespace and trailing punctuation before comparing"
+    models = ["openai:a", "openai:b", "anthropic:c"]
+    cases = [make_case("t.py::test_a", "c1", m, "passed", prompt=prompt, explanation=explanation) for m in models]
+    html = render_html({"cases": cases})
+    assert html.count(prompt) == 1  # the prompt of three models, stored once
+    assert html.count(explanation) == 1
+
+
+def test_write_html_creates_the_directory_and_replaces_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "dir" / "report.html"
+    write_html({"cases": [make_case("t.py::test_a", "c", "openai:m", "passed")]}, target)
+    first = target.read_text(encoding="utf-8")
+    write_html({"cases": [make_case("t.py::test_a", "d", "openai:m", "failed")]}, target)
+    assert target.read_text(encoding="utf-8") != first
+    assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_baseline_flips_are_sorted_first() -> None:
+    m = "openai:m"
+    old = {"cases": [make_case("t.py::test_a", c, m, "passed") for c in ("a", "b", "c")]}
+    new = {"cases": [make_case("t.py::test_a", c, m, "failed" if c == "c" else "passed") for c in ("a", "b", "c")]}
+    data = extract_data(render_html(new, old))
+    labels = [data["strings"][i] for i in data["rows"]["label"]]
+    assert labels[0] == "c"
+    assert data["evals"][0]["stats"][0]["base_rate"] == 1.0
+    # The same from a comparison section alone (no old results at hand).
+    section = {"path": "old.json", "alpha": 0.05, "evals": [{"eval": "t.py::test_a", "model": m, "base_rate": 1.0,
+               "rate": 2 / 3, "n_pairs": 3, "flipped_to_fail": [new["cases"][2]["nodeid"]], "flipped_to_pass": [],
+               "p_value": 0.5, "regressed": False}]}  # fmt: skip
+    data = extract_data(render_html({**new, "baseline": section}))
+    assert [data["strings"][i] for i in data["rows"]["label"]][0] == "c"
+    assert data["cells"]["base"][data["cells"]["row"].index(0)] == 0
+    assert data["evals"][0]["stats"][0]["p_value"] == 0.5
+
+
+# -- the browser ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    required = os.environ.get("LLMEVAL_REQUIRE_BROWSER") == "1"
+    problem = None
+    if not Path(SHOT.CHROMIUM).exists():
+        problem = f"{SHOT.CHROMIUM} is missing: apt-get install chromium"
+    elif importlib.util.find_spec("playwright") is None:
+        problem = "playwright is not installed: pip install -e '.[dev]' (never `playwright install`)"
+    if problem:
+        if required:
+            pytest.fail(f"LLMEVAL_REQUIRE_BROWSER=1 but {problem}")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = SHOT.launch(p)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+class Page:
+    """A page that records dialogs and script errors; a test asserts on both."""
+
+    def __init__(self, browser: Any) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("dialog", self._on_dialog)
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+
+    def _on_dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self, path: Path) -> float:
+        """Load the report; returns the milliseconds until its script finished rendering."""
+        start = time.perf_counter()
+        self.page.goto(path.resolve().as_uri())
+        self.page.wait_for_selector("html[data-ready='1']", timeout=120_000)
+        return (time.perf_counter() - start) * 1000
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    wrapped = Page(browser)
+    yield wrapped
+    wrapped.page.close()
+    assert not wrapped.errors, f"the report logged script errors: {wrapped.errors}"
+
+
+@pytest.fixture
+def sample_report(tmp_path: Path) -> Path:
+    results, baseline = SHOT.sample_run()
+    path = tmp_path / "report.html"
+    write_html(results, path, baseline)
+    return path
+
+
+def test_charts_have_a_bar_per_model_with_interval_and_threshold(page: Page, sample_report: Path) -> None:
+    page.open(sample_report)
+    charts = page.page.locator("svg.chart")
+    assert charts.count() == 2
+    for i in range(2):
+        chart = charts.nth(i)
+        bars = chart.locator("rect.bar")
+        assert sorted(bars.nth(j).get_attribute("data-model") for j in range(bars.count())) == sorted(SHOT.MODELS)
+        assert chart.locator("line.threshold").count() == 1
+        assert chart.locator("line.whisker").count() == 6  # a line and two caps per model
+    # Bar lengths follow the pass rates: 4/6 and 5/6 in the capitals eval.
+    capitals = page.page.locator("svg.chart[data-eval$='test_capital']")
+    widths = {
+        capitals.locator("rect.bar").nth(j).get_attribute("data-model"): float(
+            capitals.locator("rect.bar").nth(j).get_attribute("width") or 0
+        )
+        for j in range(2)
+    }
+    assert widths["anthropic:claude-haiku-4-5"] / widths["openai:gpt-4o-mini"] == pytest.approx(4 / 5)
+    assert "fail" in (
+        capitals.locator("rect.bar[data-model='anthropic:claude-haiku-4-5']").get_attribute("class") or ""
+    )
+
+
+def test_filters_change_the_visible_rows(page: Page, sample_report: Path) -> None:
+    page.open(sample_report)
+    p = page.page
+    assert visible_rows(p) == 10  # 6 capitals + 4 support questions
+    p.check("#filter-failures")
+    assert visible_rows(p) == 4  # peru, australia, kenya, refund-window
+    p.select_option("#filter-model", label="openai:gpt-4o-mini")
+    assert visible_rows(p) == 2  # peru and refund-window failed for this model
+    assert p.locator("#matrix thead th").all_inner_texts() == ["eval", "case", "openai:gpt-4o-mini"]
+    p.uncheck("#filter-failures")
+    p.check("#filter-flipped")
+    assert visible_rows(p) == 1
+    assert p.locator("#matrix tbody td.case").inner_text() == "refund-window"
+    p.uncheck("#filter-flipped")
+    p.select_option("#filter-model", value="-1")
+    p.fill("#filter-search", "mombasa")  # searches outputs too
+    p.wait_for_function("() => document.querySelectorAll('#matrix tbody tr').length === 1")
+    assert p.locator("#matrix tbody td.case").inner_text() == "kenya"
+    p.fill("#filter-search", "no such text anywhere")
+    p.wait_for_function("() => document.querySelectorAll('#matrix tbody tr').length === 0")
+    assert "No case matches" in p.inner_text("#row-count")
+
+
+def test_clicking_a_cell_shows_the_case(page: Page, sample_report: Path) -> None:
+    page.open(sample_report)
+    p = page.page
+    assert p.locator("#detail").is_hidden()
+    p.click("button.cell.flip")
+    detail = p.locator("#detail")
+    assert detail.is_visible()
+    text = detail.inner_text()
+    for expected in (
+        "refund-window",
+        "openai:gpt-4o-mini",
+        "passed → failed (flipped)",
+        "You are a support agent for Acme Shoes",  # the system message
+        "Can I still return shoes I bought 40 days ago?",  # the prompt
+        "any time within 60 days",  # the output
+        "Returns are accepted within 30 days",  # the expected value (the judge's criteria)
+        "rubric score 0.2",  # the explanation
+        "The reply invents a 60-day window",  # the judge's reasoning
+        "openai:gpt-4o",  # the judge model, in the check and in the calls
+        "900 ms",  # latency
+        "180",  # input tokens
+        "$0.000052",  # cost
+    ):
+        assert expected in text, f"{expected!r} missing from the detail panel"
+    assert detail.locator("table.calls tbody tr").count() == 2
+    p.keyboard.press("Escape")
+    assert detail.is_hidden()
+
+
+def test_hostile_outputs_show_as_text_and_run_nothing(page: Page, tmp_path: Path) -> None:
+    evil = HOSTILE[0]
+    cases = [
+        make_case("t.py::test_evil", f"c{i}", "openai:m", "failed", output=text, prompt=text, explanation=text)
+        for i, text in enumerate(HOSTILE)
+    ]
+    cases.append(make_case("t.py::test_evil", "<img src=x onerror=alert(8)>", evil, "error", output=evil))
+    cases[0]["results"][0].update(reasoning=HOSTILE[1], raw=HOSTILE[2], judge_model=HOSTILE[3], label=HOSTILE[0])
+    cases[1]["error"] = HOSTILE[1]
+    results = {"cases": cases, "reasons": HOSTILE, "pytest_args": HOSTILE, "run_id": HOSTILE[1]}
+    path = tmp_path / "evil.html"
+    write_html(results, path)
+    p = page.page
+    page.open(path)
+    # The listener works: a real alert is seen (and dismissed).
+    p.evaluate("() => alert('control')")
+    assert page.dialogs == ["control"]
+    cells = p.locator("button.cell")
+    assert cells.count() == len(cases)
+    for i in range(cells.count()):
+        cells.nth(i).click()
+        shown = p.inner_text("#detail")
+        assert any(text.split("\u2028")[0] in shown for text in HOSTILE)
+    p.fill("#filter-search", "onerror")
+    p.wait_for_function("() => document.querySelectorAll('#matrix tbody tr').length >= 1")
+    p.wait_for_timeout(300)  # a broken image's onerror would have fired by now
+    assert page.dialogs == ["control"], f"hostile output ran a dialog: {page.dialogs}"
+    assert p.evaluate("() => window.__pwned") is None
+    assert p.evaluate("() => document.querySelectorAll('img, iframe, [onerror], [onload]').length") == 0
+    assert p.evaluate("() => document.scripts.length") == 2
+    cells.nth(0).click()
+    assert evil in p.inner_text("#detail pre")  # shown as the text it is
+
+
+def test_ten_thousand_cases_by_three_models_load_and_filter(page: Page, tmp_path: Path) -> None:
+    models = ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5", "openai:llama3@http://127.0.0.1:11434/v1"]
+    n_cases = 10_000
+    cases = []
+    for i in range(n_cases):
+        for j, model in enumerate(models):
+            outcome = "error" if (i * 7 + j) % 101 == 0 else "failed" if (i * 13 + j * 5) % 10 == 0 else "passed"
+            cases.append(
+                make_case(
+                    f"tests/test_big.py::test_eval_{i % 4}",
+                    f"case{i:05d}",
+                    model,
+                    outcome,
+                    output=f"Answer {i} from model {j}: the capital is City{i * 3 + j}.",
+                    prompt=f"Question {i}: what is the capital of country number {i}? Answer with one word.",
+                    explanation=f"'City{i * 3 + j}' differs from 'expected-case{i:05d}'"
+                    if outcome != "passed"
+                    else "equal after normalising case, whitespace and trailing punctuation",
+                )
+            )
+    old = {"cases": copy.deepcopy(cases[: len(cases) // 2])}
+    for case in old["cases"][::97]:
+        case["outcome"] = "failed" if case["outcome"] == "passed" else "passed"
+    path = tmp_path / "big.html"
+    start = time.perf_counter()
+    write_html({"cases": cases}, path, old)
+    write_ms = (time.perf_counter() - start) * 1000
+    size = path.stat().st_size
+    distinct_text = {
+        s for c in cases for s in (c["nodeid"], c["output"], c["prompt"][0]["content"], c["results"][0]["explanation"])
+    }
+    text_bytes = sum(len(s.encode()) for s in distinct_text)
+
+    load_ms = page.open(path)
+    p = page.page
+    assert visible_rows(p) == 100  # one page of rows, not 10,000
+    filter_ms = p.evaluate(
+        """() => new Promise((done) => { const t = performance.now();
+             document.getElementById('filter-failures').click();
+             requestAnimationFrame(() => setTimeout(() => done(performance.now() - t))); })"""
+    )
+    failing = p.inner_text("#row-count")
+    assert "filtered from 10,000" in failing
+    start = time.perf_counter()
+    p.fill("#filter-search", "case04242")
+    p.wait_for_function("() => document.querySelectorAll('#matrix tbody tr').length <= 1")
+    search_ms = (time.perf_counter() - start) * 1000
+    p.uncheck("#filter-failures")
+    p.wait_for_function("() => document.querySelectorAll('#matrix tbody tr').length === 1")
+    p.click("#matrix button.cell >> nth=0")
+    assert "Question 4242" in p.inner_text("#detail")
+    print(
+        f"\n10,000 cases x 3 models: write {write_ms:.0f} ms, file {size / 1e6:.1f} MB "
+        f"({size / len(cases):.0f} bytes per case-model, {size / n_cases:.0f} per case; distinct text "
+        f"{text_bytes / 1e6:.1f} MB), load+render {load_ms:.0f} ms, failures filter {filter_ms:.0f} ms, "
+        f"search (incl. 120 ms debounce) {search_ms:.0f} ms"
+    )
+    # Generous bounds on a shared 2-core machine; the printed figures are the measurement.
+    assert load_ms < 60_000 and filter_ms < 10_000 and search_ms < 10_000
+    # Proportionate: the distinct text once, plus a small fixed structure per cell.
+    assert size < text_bytes + 250 * len(cases), (size, text_bytes)
+
+
+def test_screenshot_for_the_readme(browser: Any, tmp_path: Path) -> None:
+    png = tmp_path / "report.png"
+    SHOT.make_screenshot(png, tmp_path / "report.html", browser)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"\nscreenshot: {len(data) / 1024:.0f} KB")
+    assert 20_000 < len(data) < 300_000
+
+
+def test_plugin_writes_the_html_report(pytester: pytest.Pytester, fake_api: FakeAPI, page: Page) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_llmeval import exact
+
+        @pytest.mark.llmeval(min_pass_rate=0.5)
+        @pytest.mark.parametrize("city", ["Paris", "Lima"])
+        def test_city(llm, city):
+            assert exact(llm(f"Name {city}"), city)
+        """
+    )
+    fake_api.reply("Paris", when="Paris")
+    fake_api.reply("<img src=x onerror=alert(1)>", when="Lima")
+    result = pytester.runpytest(
+        "--llmeval-model", "openai:gpt-4o-mini", "--llmeval-model", "openai:gpt-4o",
+        "--llmeval-html", "out/report.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=2)
+    path = pytester.path / "out" / "report.html"
+    data = extract_data(path.read_text(encoding="utf-8"))
+    assert sorted(data["models"]) == ["openai:gpt-4o", "openai:gpt-4o-mini"]
+    assert sorted(data["strings"][i] for i in data["rows"]["label"]) == ["Lima", "Paris"]
+    page.open(path)
+    assert visible_rows(page.page) == 2
+    page.page.click("#matrix button.cell[data-outcome='failed'] >> nth=0")
+    assert "<img src=x onerror=alert(1)>" in page.page.inner_text("#detail")
+    assert "Name Lima" in page.page.inner_text("#detail")
+    assert page.dialogs == []
