@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .cases import cases, load_cases
 from .checks import CheckResult, exact, includes, is_json, jsonpath, regex
-from .errors import BudgetExceededError, CacheMissError, ConfigError, LLMEvalError, ProviderError
+from .errors import BudgetExceededError, CacheMissError, ConfigError, JudgeError, LLMEvalError, ProviderError
+from .judge import Grade, Judge
 from .models import Completion, ModelSpec, Usage
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "ProviderError",
     "CacheMissError",
     "BudgetExceededError",
+    "JudgeError",
+    "Grade",
+    "Judge",
 ]
 
 __version__ = "0.1.0"

@@ -7,15 +7,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import CacheMissError, LLMEvalError, ProviderError
+from .errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
 from .models import Completion, Request, Usage, canonical_json
-from .pricing import estimate_cost
+from .pricing import estimate_cost, price_for
+from .ratelimit import RateLimiters
 from .recording import CallInfo, record_call
 from .registry import ProviderRegistry
 from .retry import RetryPolicy, call_with_retries
-from .store import Store, now_iso
+
+if TYPE_CHECKING:
+    from .store import Store
 
 __all__ = ["Caller", "CACHE_MODES"]
 
@@ -30,7 +33,27 @@ class CallerStats:
     hits: int = 0
     retries: int = 0
     errors: int = 0
+    rate_limited: int = 0  # 429 answers, retried or not
+    cost_usd: float = 0.0  # estimated spend of the calls made in this run
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class PlanningContext(Protocol):
+    """What the planning pass gives the caller while a test body runs for planning."""
+
+    answered: int  # calls of this test answered so far in this planning run
+    in_teardown: bool
+
+    def missed(self, request: Request, test_id: str | None, role: str, tags: list[str] | None) -> None:
+        """``request`` cannot be answered yet: it is to be fetched before the next round."""
+
+
+@dataclass
+class _Prefetched:
+    """An answer the planning pass fetched: the first real use reports it as a live call."""
+
+    cost_usd: float
+    latency_s: float
 
 
 class Caller:
@@ -41,6 +64,12 @@ class Caller:
     - ``refresh``: calls every request once in this run and overwrites the stored answer.
     - ``off``: calls every request once in this run and stores nothing.
     The store is opened on the first call, so a run without evals never touches the disk.
+
+    Every provider call goes through one :class:`~pytest_llmeval.ratelimit.AdaptiveLimiter`
+    per endpoint and :func:`~pytest_llmeval.retry.call_with_retries`, and is admitted by the
+    ``--llmeval-max-cost`` budget first. While :attr:`planning` is set (the planning pass of
+    planner.py), :meth:`call` answers what it can and stops the test at the first miss;
+    :meth:`prefetch` then fetches those misses from worker threads.
     """
 
     def __init__(
@@ -54,12 +83,14 @@ class Caller:
         run_id: str = "",
         run_args: list[str] | None = None,
         prices: dict[str, tuple[float, float, float]] | None = None,
+        max_cost: float | None = None,
+        concurrency: int = 8,
     ) -> None:
         self.registry = registry
         self.store_path = store_path
         self.mode = mode
         self.timeout_s = timeout_s
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(timeout_s=timeout_s)
         self.run_id = run_id
         self.run_args = run_args or []
         self.prices = prices
@@ -69,12 +100,28 @@ class Caller:
         # Answers fetched in this run: in "refresh" and "off" a request is called once per
         # run, and a repeat of it in the same run (the planning pass, or a rerun) reads this.
         self._fresh: dict[str, dict[str, Any]] = {}
+        self.max_cost = max_cost
+        self.limiters = RateLimiters(concurrency)
+        # Set by the planning pass while it runs test bodies (see planner.py).
+        self.planning: PlanningContext | None = None
+        self.live_calls = 0  # provider calls made by the tests themselves (not prefetched)
+        self._prefetched: dict[str, _Prefetched] = {}
+        # Requests that failed for good while prefetching: the real run raises the same
+        # error for them instead of calling (and retrying) a failing server again.
+        self._failed: dict[str, LLMEvalError] = {}
+        self._budget = threading.Condition()
+        self._in_flight = 0
+        self._model_costs: dict[str, tuple[float, int]] = {}  # model -> (total USD, calls)
+        self._reserved = 0.0
+        self._probing: dict[str, int] = {}  # model -> calls in flight while its cost is unknown
 
     # -- store ---------------------------------------------------------------------------
     @property
     def store(self) -> Store:
         with self._store_lock:
             if self._store is None:
+                from .store import Store  # lazy: sqlite3 is paid only by runs with evals
+
                 self._store = Store(self.store_path)
                 self._store.start_run(self.run_id, cache_mode=self.mode, args=self.run_args)
             return self._store
@@ -89,9 +136,12 @@ class Caller:
             self._store.close()
 
     # -- calls ---------------------------------------------------------------------------
-    def lookup(self, request: Request) -> dict[str, Any] | None:
-        """The answer this run would replay for ``request`` without calling, if any."""
-        key = request.key
+    def lookup(self, request: Request, key: str | None = None) -> dict[str, Any] | None:
+        """The answer this run would replay for ``request`` without calling, if any.
+
+        ``key`` is ``request.key`` when the caller has it already (hashing is not free).
+        """
+        key = key or request.key
         fresh = self._fresh.get(key)
         if fresh is not None:
             return fresh
@@ -103,20 +153,26 @@ class Caller:
         self, request: Request, *, test_id: str | None = None, role: str = "llm", tags: list[str] | None = None
     ) -> Completion:
         """The completion for ``request``: replayed when the mode allows, else called."""
+        if self.planning is not None:
+            return self._plan_call(self.planning, request, test_id, role, tags)
         key = request.key
         provider = self.registry.get(request.model)
         started = time.perf_counter()
-        stored = self.lookup(request)
-        cached = stored is not None
+        failed = self._failed.get(key)
+        stored = None if failed is not None else self.lookup(request, key)
+        prefetched = self._prefetched.pop(key, None) if stored is not None else None
+        cached = stored is not None and prefetched is None
+        cost = 0.0
         error: str | None = None
         try:
+            if failed is not None:
+                # Same class and message as when it happened; a fresh object, fresh traceback.
+                raise _copy_error(failed)
             if stored is None:
                 if self.mode == "replay":
                     raise CacheMissError(self.explain_miss(request, test_id))
-                stored = self._call_provider(provider, request)
-                self._fresh[key] = stored
-                if self.mode != "off":
-                    self.store.put(key, request.key_payload(), stored)
+                self.live_calls += 1
+                stored, cost = self._fetch(provider, request, test_id, key)
         except LLMEvalError as exc:
             error = str(exc)
             with self.stats.lock:
@@ -125,14 +181,15 @@ class Caller:
         finally:
             latency = time.perf_counter() - started
             if error is not None:
-                self._log(request, test_id, role, tags, None, latency, cached=False, error=error)
-        usage = Usage.from_dict(stored.get("usage"))
-        cost = 0.0 if cached else estimate_cost(request.model, usage, self.prices)
+                self._log(request, key, test_id, role, tags, None, latency, cached=False, error=error)
+        if prefetched is not None:
+            # Fetched by the planning pass for this test: reported as the live call it was.
+            cost, latency = prefetched.cost_usd, prefetched.latency_s
         completion = Completion.from_dict(stored, cached=cached, latency_s=latency, key=key, cost_usd=cost)
         with self.stats.lock:
             self.stats.calls += 1
             self.stats.hits += int(cached)
-        self._log(request, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost)
+        self._log(request, key, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost)
         record_call(
             CallInfo(
                 key=key,
@@ -148,6 +205,61 @@ class Caller:
         )
         return completion
 
+    # -- the planning pass -----------------------------------------------------------------
+    def _plan_call(
+        self, plan: PlanningContext, request: Request, test_id: str | None, role: str, tags: list[str] | None
+    ) -> Completion:
+        """A call made by a test body in the planning pass: answered if this run can, else a stop."""
+        key = request.key
+        stored = None if key in self._failed else self.lookup(request, key)
+        if stored is not None:
+            plan.answered += 1
+            return Completion.from_dict(stored, cached=True, latency_s=0.0, key=key, cost_usd=0.0)
+        if key not in self._failed and not self.budget_exhausted:
+            plan.missed(request, test_id, role, tags)
+        if plan.in_teardown:
+            # pytest's teardown only survives Exception subclasses; the stop is noted anyway.
+            raise RuntimeError("llmeval planning: model call in teardown cannot be answered yet")
+        raise PlanningStop(key)
+
+    def prefetch(self, request: Request, *, test_id: str | None = None) -> bool:
+        """Fetch ``request`` for a later :meth:`call` (thread-safe); ``False`` when it failed.
+
+        A failure is kept and raised by the real call, which then logs it against its test;
+        a budget stop is not kept: the real call meets the budget check itself.
+        """
+        key = request.key
+        if key in self._prefetched or key in self._failed or key in self._fresh:
+            return key not in self._failed
+        try:
+            stored, cost = self._fetch(self.registry.get(request.model), request, test_id, key)
+        except BudgetExceededError:
+            return False
+        except LLMEvalError as exc:
+            self._failed[key] = exc
+            return False
+        self._prefetched[key] = _Prefetched(cost_usd=cost, latency_s=float(stored.get("latency_s") or 0.0))
+        return True
+
+    def answerable(self, request: Request) -> bool:
+        """Whether a :meth:`call` of ``request`` now ends without calling a model."""
+        return request.key in self._failed or self.lookup(request) is not None
+
+    # -- provider calls ------------------------------------------------------------------
+    def _fetch(self, provider: Any, request: Request, test_id: str | None, key: str) -> tuple[dict[str, Any], float]:
+        """Call the provider (budget, rate limit, retries); keep and store the answer."""
+        reserved, probe = self._reserve_budget(request, test_id)
+        cost = 0.0
+        try:
+            stored = self._call_provider(provider, request)
+            cost = estimate_cost(request.model, Usage.from_dict(stored.get("usage")), self.prices)
+        finally:
+            self._settle_budget(request, reserved, probe, cost)
+        self._fresh[key] = stored
+        if self.mode != "off":
+            self.store.put(key, request.key_payload(), stored)
+        return stored, cost
+
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
         def once() -> dict[str, Any]:
             started = time.perf_counter()
@@ -157,15 +269,89 @@ class Caller:
             result["latency_s"] = round(time.perf_counter() - started, 6)
             return result
 
-        def count_retry(_exc: ProviderError, _wait: float) -> None:
+        def count_retry(exc: ProviderError, _wait: float) -> None:
             with self.stats.lock:
                 self.stats.retries += 1
+                self.stats.rate_limited += int(exc.status == 429)
 
-        return call_with_retries(once, self.retry, on_retry=count_retry)
+        endpoint = getattr(provider, "endpoint", "") or request.endpoint
+        limiter = self.limiters.get(f"{request.model.provider} {endpoint}")
+        if limiter.broken is not None:
+            raise ProviderError(
+                f"{limiter.broken} [not tried again: every call to {endpoint or request.model} "
+                "has failed so far in this run]"
+            )
+        return call_with_retries(once, self.retry, on_retry=count_retry, gate=limiter)
+
+    # -- budget (--llmeval-max-cost) -----------------------------------------------------
+    @property
+    def spent_usd(self) -> float:
+        """Estimated cost of the model calls made so far in this run."""
+        return self.stats.cost_usd
+
+    @property
+    def budget_exhausted(self) -> bool:
+        return self.max_cost is not None and self.stats.cost_usd >= self.max_cost
+
+    def _reserve_budget(self, request: Request, test_id: str | None) -> tuple[float, bool]:
+        """Admit a call under ``--llmeval-max-cost`` or raise :class:`BudgetExceededError`.
+
+        A call is admitted while the spend, plus what the calls in flight will probably cost
+        (their model's average so far), stays under the limit; at the edge it waits for the
+        calls in flight to settle, so concurrency overshoots the limit no more than a
+        sequential run would (except on a model's very first calls, whose cost is unknown).
+        """
+        if self.max_cost is None:
+            return 0.0, False
+        model = str(request.model)
+        priced = price_for(request.model, self.prices) is not None
+        with self._budget:
+            while True:
+                if self.stats.cost_usd >= self.max_cost:
+                    where = f" in {test_id}" if test_id else ""
+                    raise BudgetExceededError(
+                        f"--llmeval-max-cost {self.max_cost:g} USD reached: the estimated spend of this run is "
+                        f"{self.stats.cost_usd:.4f} USD, so the call to {request.model}{where} was not made "
+                        "(prices are estimates: pytest_llmeval.pricing, ini option llmeval_prices)"
+                    )
+                total, count = self._model_costs.get(model, (0.0, 0))
+                guess = total / count if count else 0.0
+                if not priced:
+                    break  # costs nothing by our table: never held back
+                if count == 0:
+                    # Cost unknown yet: one call of this model at a time until one has a cost.
+                    if self._probing.get(model, 0) == 0:
+                        break
+                elif self._in_flight == 0 or self.stats.cost_usd + self._reserved + guess < self.max_cost:
+                    break
+                self._budget.wait(timeout=1.0)
+            self._in_flight += 1
+            self._reserved += guess
+            probe = priced and count == 0
+            if probe:
+                self._probing[model] = self._probing.get(model, 0) + 1
+            return guess, probe
+
+    def _settle_budget(self, request: Request, reserved: float, probe: bool, cost: float) -> None:
+        with self.stats.lock:
+            self.stats.cost_usd += cost
+        if self.max_cost is None:
+            return
+        model = str(request.model)
+        with self._budget:
+            self._in_flight -= 1
+            self._reserved -= reserved
+            if probe:
+                self._probing[model] -= 1
+            if cost > 0:
+                total, count = self._model_costs.get(model, (0.0, 0))
+                self._model_costs[model] = (total + cost, count + 1)
+            self._budget.notify_all()
 
     def _log(
         self,
         request: Request,
+        key: str,
         test_id: str | None,
         role: str,
         tags: list[str] | None,
@@ -176,6 +362,8 @@ class Caller:
         cost: float = 0.0,
         error: str | None = None,
     ) -> None:
+        from .store import now_iso
+
         usage = (response or {}).get("usage") or {}
         self.store.log_call(
             {
@@ -184,7 +372,7 @@ class Caller:
                 "test_id": test_id,
                 "model": str(request.model),
                 "role": role,
-                "key": request.key,
+                "key": key,
                 "request": canonical_json(request.key_payload()),
                 "response": canonical_json(response) if response is not None else None,
                 "input_tokens": int(usage.get("input_tokens") or 0),
@@ -226,6 +414,15 @@ class Caller:
         return "\n".join(lines)
 
 
+def _copy_error(error: LLMEvalError) -> LLMEvalError:
+    if isinstance(error, ProviderError):
+        return ProviderError(str(error), status=error.status)
+    try:
+        return type(error)(str(error))
+    except TypeError:  # an error class with a different constructor: raise it as it is
+        return error
+
+
 def _differing_fields(wanted: dict[str, Any], stored: dict[str, Any]) -> list[str]:
     fields: list[str] = []
     for name in sorted(set(wanted) | set(stored)):
@@ -240,7 +437,9 @@ def _differing_fields(wanted: dict[str, Any], stored: dict[str, Any]) -> list[st
                 fields.append(f"{name} (count {len(b)} stored, {len(a)} asked)")
             else:
                 fields.extend(
-                    f"{name}[{i}]" for i, (x, y) in enumerate(zip(a, b, strict=True)) if canonical_json(x) != canonical_json(y)
+                    f"{name}[{i}]"
+                    for i, (x, y) in enumerate(zip(a, b, strict=True))
+                    if canonical_json(x) != canonical_json(y)
                 )
         else:
             fields.append(name)

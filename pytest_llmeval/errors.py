@@ -8,6 +8,7 @@ __all__ = [
     "ProviderError",
     "CacheMissError",
     "BudgetExceededError",
+    "JudgeError",
 ]
 
 
@@ -45,3 +46,26 @@ class CacheMissError(LLMEvalError):
 
 class BudgetExceededError(LLMEvalError):
     """``--llmeval-max-cost`` was reached, so this call was not made."""
+
+
+class JudgeError(LLMEvalError):
+    """The judge's reply gave no usable verdict: empty, unparseable, a refusal, a verdict
+    outside the offered choices, or verdicts that contradict each other.
+
+    The message shows the raw reply; ``raw``, ``grader`` and ``judge_model`` keep it for tools.
+    """
+
+    def __init__(self, message: str, *, raw: str = "", grader: str = "", judge_model: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.grader = grader
+        self.judge_model = judge_model
+
+
+class PlanningStop(BaseException):
+    """Ends a test body in the planning pass at its first call the cache cannot answer.
+
+    A ``BaseException`` (not an :class:`LLMEvalError`) on purpose: ``except Exception`` in a
+    test must not swallow it, or the code after the call would run during planning.
+    Never seen by users: the planning pass catches it and nothing of that pass is reported.
+    """

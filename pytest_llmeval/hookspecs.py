@@ -34,8 +34,16 @@ def pytest_llmeval_register_providers(register: Callable[[str, Callable[..., Any
 def pytest_llmeval_register_graders(register: Callable[[str, Callable[..., Any]], None]) -> None:
     """Register extra graders, available as ``judge.<name>(...)``.
 
-    Call ``register(name, grader)``; ``grader(judge, output, **kwargs)`` returns a
-    :class:`pytest_llmeval.Grade`.
+    Call ``register(name, grader)``; ``grader(judge, output, *args, **kwargs)`` returns a
+    :class:`pytest_llmeval.Grade`, usually through ``judge.grade(output, name=..., template=...,
+    choices={label: score, ...}, criteria=..., input=...)``, which renders the template with
+    the output as delimited data, calls the judge model (cached, temperature 0) and parses its
+    verdict strictly. A name that is already registered is replaced, so a plugin can replace
+    a built-in grader (``rubric``, ``closed_qa``, ``factuality``, ``classify``); the built-in
+    ones register through this same hook. A user's template for ``name`` (``with_template``
+    or the ini ``llmeval_judge_templates`` directory) replaces the grader's default text.
+
+    Historic: a plugin registered later (a deeper ``conftest.py``) still receives the call.
     """
 
 

@@ -16,8 +16,18 @@ KEY_VERSION = 1
 
 
 def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spaces: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON with sorted keys and no spaces: equal values give equal text.
+
+    Always encodable as UTF-8: a lone surrogate (which a model's JSON reply can carry as
+    ``\\ud800``) makes the whole text fall back to ASCII escapes, so SQLite and the cache
+    key hash never fail on it.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 @dataclass(frozen=True)

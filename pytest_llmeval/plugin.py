@@ -16,6 +16,8 @@ import pytest
 from . import hookspecs
 from .caller import Caller
 from .errors import ConfigError, LLMEvalError
+from .gate import RunGate
+from .judge import GraderRegistry, Judge, judge_config_errors, make_judge
 from .llm import LLM
 from .marker import MARKER_HELP, EvalMarker
 from .models import ModelSpec
@@ -62,6 +64,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not config.pluginmanager.is_registered(providers):
         config.pluginmanager.register(providers, "llmeval-builtin-providers")
+    from . import judge as builtin_graders
+
+    if not config.pluginmanager.is_registered(builtin_graders):
+        config.pluginmanager.register(builtin_graders, "llmeval-builtin-graders")
     session = EvalSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "llmeval-session")
@@ -111,6 +117,26 @@ def llm(request: pytest.FixtureRequest, _llmeval_model: str, _llmeval_sample: in
     )
 
 
+@pytest.fixture
+def judge(request: pytest.FixtureRequest) -> Judge:
+    """The grading model (``--llmeval-judge``, else the marker's ``judge=``, else ini
+    ``llmeval_judge``). Each grader returns a ``Grade``, truthy when it passes::
+
+        def test_answer(llm, judge):
+            answer = llm("Name a prime number between 10 and 20.")
+            assert judge(answer, "Names exactly one prime number between 10 and 20")
+
+    Also ``judge.closed_qa(output, criteria)``, ``judge.factuality(output, expert)``,
+    ``judge.classify(output, {"label": score, ...})``. A reply with no usable verdict is a
+    ``JudgeError`` (the case errors). The judge never grades its own model's answers unless
+    ``--llmeval-allow-self-judge`` is given.
+    """
+    session = request.config.stash[SESSION_KEY]
+    info = request.node.stash.get(CASE_KEY, None)
+    marker = info.marker if info else EvalMarker.from_node(request.node, request.node.nodeid)
+    return make_judge(session, request.node.nodeid, marker, info.model if info else None)
+
+
 # -- the run ------------------------------------------------------------------------------
 class EvalSession:
     """State of one pytest run: settings, providers, the caller, collected case results."""
@@ -121,6 +147,8 @@ class EvalSession:
         self.registry = ProviderRegistry()
         # Historic: providers registered by conftest files loaded later still get the call.
         config.hook.pytest_llmeval_register_providers.call_historic(kwargs={"register": self.registry.register})
+        self.graders = GraderRegistry()
+        config.hook.pytest_llmeval_register_graders.call_historic(kwargs={"register": self.graders.register})
         workerinput = getattr(config, "workerinput", None)
         self.run_id: str = (workerinput or {}).get("llmeval_run_id") or uuid.uuid4().hex
         self.caller = Caller(
@@ -128,13 +156,19 @@ class EvalSession:
             store_path=settings.cache_path,
             mode=settings.cache_mode,
             timeout_s=settings.timeout_s,
-            retry=RetryPolicy(max_retries=settings.retries),
+            retry=RetryPolicy(max_retries=settings.retries, timeout_s=settings.timeout_s),
             run_id=self.run_id,
             run_args=list(config.invocation_params.args),
             prices=settings.prices,
+            max_cost=settings.max_cost,
+            concurrency=settings.concurrency,
         )
+        # True while the planner runs a test body for planning: nothing of it is reported.
+        self.planning = False
+        self.planner: Any = None  # registered once evals are collected (see _start_planner)
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
+        self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
         if config.pluginmanager.hasplugin("xdist"):
             from .xdist import XdistHooks
 
@@ -142,6 +176,8 @@ class EvalSession:
 
     def close(self) -> None:
         self.caller.close()
+        if self.planner is not None and self.config.pluginmanager.is_registered(self.planner):
+            self.config.pluginmanager.unregister(self.planner)
 
     # -- model resolution -----------------------------------------------------------------
     def models_for(self, marker: EvalMarker | None) -> tuple[ModelSpec, ...]:
@@ -168,6 +204,9 @@ class EvalSession:
         except ConfigError as exc:
             self.config_errors.append(str(exc))
             return
+        if "judge" in metafunc.fixturenames:
+            under_test = self.models_for(marker) if "llm" in metafunc.fixturenames else ()
+            self.config_errors.extend(judge_config_errors(self, marker, where, under_test))
         if "llm" in metafunc.fixturenames:
             models = self.models_for(marker)
             if not models:
@@ -213,6 +252,18 @@ class EvalSession:
         if self.config_errors:
             unique = list(dict.fromkeys(self.config_errors))
             raise pytest.UsageError("pytest-llmeval configuration error(s):\n  " + "\n  ".join(unique))
+        if self.planner is None and any(CASE_KEY in item.stash for item in items):
+            self._start_planner()
+
+    def _start_planner(self) -> None:
+        """Register the planning pass (--llmeval-concurrency); only runs with evals pay its import."""
+        settings = self.settings
+        if settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput"):
+            return
+        from .planner import Planner
+
+        self.planner = Planner(self)
+        self.config.pluginmanager.register(self.planner, "llmeval-planner")
 
     # -- running --------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -220,8 +271,10 @@ class EvalSession:
         info = item.stash.get(CASE_KEY, None)
         if info is None:
             return (yield)
-        info.record = CaseRecord(nodeid=item.nodeid, model=str(info.model) if info.model else None, sample=info.sample)
-        token = set_current(info.record)
+        record = CaseRecord(nodeid=item.nodeid, model=str(info.model) if info.model else None, sample=info.sample)
+        if not self.planning:  # a planning run's checks and calls are thrown away
+            info.record = record
+        token = set_current(record)
         try:
             return (yield)
         finally:
@@ -231,18 +284,20 @@ class EvalSession:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
         info = item.stash.get(CASE_KEY, None)
-        if info is None or report.skipped:
+        if info is None or report.skipped or self.planning:
             return report
         # One outcome per case: from the call phase, or from setup when setup broke.
         if report.when == "call" or (report.when == "setup" and report.failed):
             outcome = _classify(report, call)
             data = self.case_data(item, info, outcome, call)
+            data["duration_s"] = round(report.duration, 6)
             report.llmeval = data  # plain data: travels to the xdist controller with the report
             if self.settings.junit_properties:
                 item.user_properties.extend(
                     [
                         ("llmeval.model", data["model"] or ""),
                         ("llmeval.outcome", outcome),
+                        ("llmeval.passed", "true" if outcome == "passed" else "false"),
                         ("llmeval.score", f"{data['score']:.4g}"),
                     ]
                 )
@@ -276,9 +331,12 @@ class EvalSession:
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.planning:  # planning runs log nothing; guard against plugins that log anyway
+            return
         data = getattr(report, "llmeval", None)
         if data is not None:
             self.cases.append(data)
+        self.gate.note_report(report)
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
@@ -287,14 +345,12 @@ class EvalSession:
                 self.caller.store.record_outcome(
                     self.run_id, case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"]
                 )
+        # Before pytest's own summary: decides the exit status and writes the reports.
+        self.gate.finish(session, self.cases, self.caller.stats, self.run_id)
         yield
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        if not self.cases:
-            return
-        from .summary import write_summary
-
-        write_summary(terminalreporter, self.cases, self.caller.stats)
+        self.gate.terminal_summary(terminalreporter)
 
 
 def _is_eval_item(item: pytest.Item) -> bool:

@@ -41,6 +41,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="Model that grades outputs. Overrides the marker's judge= and ini llmeval_judge.",
     )
     add(
+        "--llmeval-allow-self-judge",
+        dest="llmeval_allow_self_judge",
+        action="store_true",
+        default=None,
+        help="Let the judge be one of the models under test (refused by default).",
+    )
+    add(
         "--llmeval-cache",
         dest="llmeval_cache",
         default=None,
@@ -148,6 +155,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("llmeval_models", "Models under test (one PROVIDER:MODEL per line).", type="linelist", default=[])
     parser.addini("llmeval_judge", "Judge model (PROVIDER:MODEL).", default="")
+    parser.addini("llmeval_allow_self_judge", "Let the judge be a model under test.", type="bool", default=False)
+    parser.addini("llmeval_judge_templates", "Directory of judge templates (<grader>.txt), relative to the rootdir.",
+                  default="")  # fmt: skip
     parser.addini("llmeval_cache", "Cache mode: use, replay, refresh or off.", default="")
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
     parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
@@ -179,6 +189,8 @@ class Settings:
     max_cost: float | None
     junit_properties: bool
     prices: dict[str, tuple[float, float, float]]
+    allow_self_judge: bool = False
+    judge_templates: Path | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -255,6 +267,8 @@ class Settings:
             max_cost=max_cost,
             junit_properties=not opt("llmeval_no_junit_properties"),
             prices=_parse_prices(ini("llmeval_prices")),
+            allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
+            judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
         )
 
 
@@ -284,3 +298,13 @@ def _parse_prices(lines: list[str]) -> dict[str, tuple[float, float, float]]:
                 "'PROVIDER:MODEL INPUT CACHED_INPUT OUTPUT' in USD per million tokens"
             ) from None
     return prices
+
+
+def _judge_templates(value: str, rootdir: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    path = path if path.is_absolute() else rootdir / path
+    if not path.is_dir():
+        raise ConfigError(f"ini option llmeval_judge_templates: {path} is not a directory")
+    return path

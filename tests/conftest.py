@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+# Imported once for the whole session: pytester's in-process runs restore sys.modules
+# after each run, so an SDK first imported inside one is imported again (seconds) by the next.
+import anthropic  # noqa: F401
+import openai  # noqa: F401
 import pytest
 from fakeapi import FakeAPI
 
