@@ -5,11 +5,55 @@ Importing this package is cheap: no provider SDK is imported until a model is ca
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+# Eager: the submodule `cases` shares its name with the function, and importing the
+# submodule from anywhere would otherwise leave the module object under that name.
 from .cases import cases, load_cases
-from .checks import CheckResult, exact, includes, is_json, jsonpath, regex
-from .errors import BudgetExceededError, CacheMissError, ConfigError, JudgeError, LLMEvalError, ProviderError
-from .judge import Grade, Judge
-from .models import Completion, ModelSpec, Usage
+
+if TYPE_CHECKING:
+    from .checks import CheckResult, exact, includes, is_json, jsonpath, regex
+    from .errors import BudgetExceededError, CacheMissError, ConfigError, JudgeError, LLMEvalError, ProviderError
+    from .judge import Grade, Judge
+    from .models import Completion, ModelSpec, Usage
+
+# Public name -> module. Resolved on first use (PEP 562): pytest imports this package for
+# every run of a project that installs the plugin, evals or not, so it must cost nothing.
+_EXPORTS = {
+    "CheckResult": "checks",
+    "exact": "checks",
+    "includes": "checks",
+    "regex": "checks",
+    "is_json": "checks",
+    "jsonpath": "checks",
+    "Completion": "models",
+    "ModelSpec": "models",
+    "Usage": "models",
+    "LLMEvalError": "errors",
+    "ConfigError": "errors",
+    "ProviderError": "errors",
+    "CacheMissError": "errors",
+    "BudgetExceededError": "errors",
+    "JudgeError": "errors",
+    "Grade": "judge",
+    "Judge": "judge",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_llmeval' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "cases",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +100,8 @@ class Request:
 
     @property
     def key(self) -> str:
+        import hashlib  # here, not at module level: OpenSSL's import is paid only by evals
+
         digest = hashlib.sha256(canonical_json(self.key_payload()).encode("utf-8")).hexdigest()
         return f"v{KEY_VERSION}-{digest}"
 

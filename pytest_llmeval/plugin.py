@@ -6,10 +6,10 @@ it under a ``StashKey`` and registers it as a plugin; everything stateful lives 
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,7 +17,6 @@ from . import hookspecs
 from .caller import Caller
 from .errors import ConfigError, LLMEvalError
 from .gate import RunGate
-from .judge import GraderRegistry, Judge, judge_config_errors, make_judge
 from .llm import LLM
 from .marker import MARKER_HELP, EvalMarker
 from .models import ModelSpec
@@ -25,6 +24,9 @@ from .recording import CaseRecord, reset_current, set_current
 from .registry import ProviderRegistry
 from .retry import RetryPolicy
 from .settings import Settings, add_options
+
+if TYPE_CHECKING:
+    from .judge import GraderRegistry, Judge
 
 __all__ = ["EvalSession", "SESSION_KEY"]
 
@@ -64,10 +66,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not config.pluginmanager.is_registered(providers):
         config.pluginmanager.register(providers, "llmeval-builtin-providers")
-    from . import judge as builtin_graders
-
-    if not config.pluginmanager.is_registered(builtin_graders):
-        config.pluginmanager.register(builtin_graders, "llmeval-builtin-graders")
     session = EvalSession(config, settings)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "llmeval-session")
@@ -131,6 +129,8 @@ def judge(request: pytest.FixtureRequest) -> Judge:
     ``JudgeError`` (the case errors). The judge never grades its own model's answers unless
     ``--llmeval-allow-self-judge`` is given.
     """
+    from .judge import make_judge
+
     session = request.config.stash[SESSION_KEY]
     info = request.node.stash.get(CASE_KEY, None)
     marker = info.marker if info else EvalMarker.from_node(request.node, request.node.nodeid)
@@ -147,10 +147,9 @@ class EvalSession:
         self.registry = ProviderRegistry()
         # Historic: providers registered by conftest files loaded later still get the call.
         config.hook.pytest_llmeval_register_providers.call_historic(kwargs={"register": self.registry.register})
-        self.graders = GraderRegistry()
-        config.hook.pytest_llmeval_register_graders.call_historic(kwargs={"register": self.graders.register})
+        self._graders: GraderRegistry | None = None
         workerinput = getattr(config, "workerinput", None)
-        self.run_id: str = (workerinput or {}).get("llmeval_run_id") or uuid.uuid4().hex
+        self.run_id: str = (workerinput or {}).get("llmeval_run_id") or os.urandom(16).hex()
         self.caller = Caller(
             registry=self.registry,
             store_path=settings.cache_path,
@@ -173,6 +172,20 @@ class EvalSession:
             from .xdist import XdistHooks
 
             config.pluginmanager.register(XdistHooks(self), "llmeval-xdist")
+
+    @property
+    def graders(self) -> GraderRegistry:
+        """Graders by name, made on first use: a run without judged evals never imports the judge."""
+        if self._graders is None:
+            from . import judge as builtin_graders
+
+            pluginmanager = self.config.pluginmanager
+            if not pluginmanager.is_registered(builtin_graders):
+                pluginmanager.register(builtin_graders, "llmeval-builtin-graders")
+            self._graders = builtin_graders.GraderRegistry()
+            # Historic: graders of plugins registered later still reach the registry.
+            self.config.hook.pytest_llmeval_register_graders.call_historic(kwargs={"register": self._graders.register})
+        return self._graders
 
     def close(self) -> None:
         self.caller.close()
@@ -206,6 +219,8 @@ class EvalSession:
             return
         if "judge" in metafunc.fixturenames:
             under_test = self.models_for(marker) if "llm" in metafunc.fixturenames else ()
+            from .judge import judge_config_errors
+
             self.config_errors.extend(judge_config_errors(self, marker, where, under_test))
         if "llm" in metafunc.fixturenames:
             models = self.models_for(marker)

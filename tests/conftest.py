@@ -15,6 +15,13 @@ import openai  # noqa: F401
 import pytest
 from fakeapi import FakeAPI
 
+try:
+    # Same reason, and worse: numpy (llama-cpp-python's dependency) refuses to be imported
+    # a second time in one process ("cannot load module more than once per process").
+    import numpy  # noqa: F401
+except ImportError:
+    pass
+
 pytest_plugins = ["pytester"]
 
 TEST_OPENAI_KEY = "sk-test-openai-0123456789abcdef"

@@ -7,6 +7,8 @@ from typing import Any
 
 from ..errors import ProviderError
 
+_TRANSPORT_ERRORS = frozenset({"ReadError", "WriteError", "RemoteProtocolError", "LocalProtocolError", "NetworkError"})
+
 # Statuses worth another try: rate limits, overload and server faults.
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -54,9 +56,16 @@ def translate_sdk_error(exc: BaseException, *, model: str, endpoint: str) -> Pro
         )
     if "Timeout" in name:
         return ProviderError(f"{model}: request to {endpoint} timed out", retryable=True)
-    if "Connection" in name:
+    # The SDKs wrap transport errors in APIConnectionError; the transport's own
+    # (ConnectError, ReadError, RemoteProtocolError, ...) can still surface unwrapped, e.g.
+    # when the HTTP library was imported twice in one process. Both mean the same thing.
+    if "Connect" in name or name in _TRANSPORT_ERRORS:
         cause = exc.__cause__ or exc.__context__
-        why = f" ({type(cause).__name__}: {cause})" if cause else ""
+        why = (
+            f" ({type(cause).__name__}: {cause})"
+            if cause
+            else (f" ({name}: {exc})" if "Connection" not in name else "")
+        )
         return ProviderError(f"{model}: cannot reach {endpoint}{why}", retryable=True)
     if "ResponseValidation" in name or isinstance(exc, (json.JSONDecodeError, ValueError)):
         return ProviderError(f"{model}: unreadable response from {endpoint}: {exc}", retryable=True)
