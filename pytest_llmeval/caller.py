@@ -42,6 +42,7 @@ class PlanningContext(Protocol):
     """What the planning pass gives the caller while a test body runs for planning."""
 
     answered: int  # calls of this test answered so far in this planning run
+    in_setup: bool
     in_teardown: bool
 
     def missed(self, request: Request, test_id: str | None, role: str, tags: list[str] | None) -> None:
@@ -217,9 +218,11 @@ class Caller:
             return Completion.from_dict(stored, cached=True, latency_s=0.0, key=key, cost_usd=0.0)
         if key not in self._failed and not self.budget_exhausted:
             plan.missed(request, test_id, role, tags)
-        if plan.in_teardown:
-            # pytest's teardown only survives Exception subclasses; the stop is noted anyway.
-            raise RuntimeError("llmeval planning: model call in teardown cannot be answered yet")
+        if plan.in_setup or plan.in_teardown:
+            # pytest's fixture machinery only survives Exception subclasses (a BaseException
+            # in a fixture leaves its finalizers behind on pytest >= 9.1); the stop is noted anyway.
+            phase = "setup" if plan.in_setup else "teardown"
+            raise RuntimeError(f"llmeval planning: model call in fixture {phase} cannot be answered yet")
         raise PlanningStop(key)
 
     def prefetch(self, request: Request, *, test_id: str | None = None) -> bool:

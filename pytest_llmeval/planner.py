@@ -64,6 +64,7 @@ class _ItemPlan:
     """The :class:`pytest_llmeval.caller.PlanningContext` of one planning run of one test."""
 
     answered: int = 0
+    in_setup: bool = False
     in_teardown: bool = False
     miss: _Miss | None = None
 
@@ -112,6 +113,17 @@ class Planner:
             self._live_seen = self.caller.live_calls
             self._generation(item, nextitem)
         return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.in_setup = True
+        try:
+            return (yield)
+        finally:
+            if ctx is not None:
+                ctx.in_setup = False
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
