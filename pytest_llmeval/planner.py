@@ -307,15 +307,27 @@ class Planner:
 
     @contextlib.contextmanager
     def _quiet(self) -> Iterator[None]:
-        """Keep what planning runs print or warn off the terminal (the real run shows it)."""
+        """Keep what planning runs print or warn off the terminal (the real run shows it).
+
+        Planning runs skip the per-phase hooks of pytest's capture, logging and warnings
+        plugins (see :func:`_planning_hooks`): reading the capture files three times per test
+        cost more than the test. Instead pytest's global capture is resumed once around the
+        whole batch and what it caught is thrown away.
+        """
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.config.getoption("capture", "fd") == "no":
+            if self.config.getoption("capture", "fd") == "no" or capman is None:
                 sink = io.StringIO()
                 with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
                     yield
-            else:
+                return
+            capman.resume_global_capture()
+            try:
                 yield
+            finally:
+                capman.suspend_global_capture(in_=False)
+                capman.read_global_capture()  # planning output: discarded
 
 
 def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -327,7 +339,7 @@ def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     Ctrl-C still stop the run.
     """
     reraise = (pytest.exit.Exception, KeyboardInterrupt)
-    ihook = item.ihook
+    ihook = _planning_hooks(item)
     # Like runtestprotocol: a second run of an item needs a fresh fixture request.
     has_request = hasattr(item, "_request")
     if has_request and not item._request:  # type: ignore[attr-defined]
@@ -341,6 +353,34 @@ def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     if has_request:
         item._request = False  # type: ignore[attr-defined]
         item.funcargs = None  # type: ignore[attr-defined]
+
+
+# Plugins whose per-phase hooks only capture output, logs and warnings for reports that a
+# planning run never makes; _quiet() covers what they would have kept off the terminal.
+_REPORT_ONLY_PLUGINS = ("capturemanager", "logging-plugin", "warnings")
+
+
+class _PlanningHooks:
+    """``item.ihook`` without the report-only plugins (see ``_REPORT_ONLY_PLUGINS``)."""
+
+    def __init__(self, item: pytest.Item, remove: list[object]) -> None:
+        self._pm = item.config.pluginmanager
+        self._remove = remove
+
+    def __getattr__(self, name: str) -> Any:
+        return self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+
+
+def _planning_hooks(item: pytest.Item) -> Any:
+    ihook = item.ihook
+    # The conftest files that do not apply to this item's path, as pytest's own proxy keeps
+    # them; without that list (another pytest version), keep the full ihook: slower, correct.
+    not_applicable = getattr(ihook, "_remove_mods", None)
+    if not_applicable is None:
+        return ihook
+    pm = item.config.pluginmanager
+    report_only = [p for p in (pm.get_plugin(n) for n in _REPORT_ONLY_PLUGINS) if p is not None]
+    return _PlanningHooks(item, [*not_applicable, *report_only])
 
 
 def _teardown_towards(session: pytest.Session, nextitem: pytest.Item | None) -> None:

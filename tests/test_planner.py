@@ -298,6 +298,28 @@ def test_planning_runs_print_nothing_under_capture_no(pytester: pytest.Pytester,
     assert [out.count(f"<<printed {i}>>") for i in range(3)] == [1, 1, 1]
 
 
+def test_planning_output_never_reaches_a_tests_captured_output(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    # Planning runs skip the capture plugin's per-phase hooks; what they print is caught by
+    # the global capture and thrown away, so it must not show up in any real test's report.
+    pytester.makepyfile(
+        """
+        import logging, sys, pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_case(llm, i):
+            print(f"<<out {i}>>")
+            sys.stderr.write(f"<<err {i}>>\\n")
+            logging.getLogger("t").warning(f"<<log {i}>>")
+            assert llm(f"q{i}") == "never"
+        """
+    )
+    result = pytester.runpytest_subprocess(*MODEL, "--llmeval-concurrency", "4", "-rA")
+    result.assert_outcomes(failed=3)
+    out = result.stdout.str()
+    for kind in ("out", "err", "log"):
+        assert [out.count(f"<<{kind} {i}>>") for i in range(3)] == [1, 1, 1], kind
+
+
 def test_failed_calls_reach_the_real_run_without_more_retries(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
     fake_api.fault("500", when="boom", count=100)
     pytester.makepyfile(
