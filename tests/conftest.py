@@ -6,6 +6,7 @@ so nothing here can reach the internet, whatever the environment holds.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 # Imported once for the whole session: pytester's in-process runs restore sys.modules
@@ -41,6 +42,26 @@ def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _fake_api_server() -> Iterator[FakeAPI]:
     with FakeAPI() as api:
         yield api
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_sdks(_fake_api_server: FakeAPI) -> None:
+    """Make one real request with each SDK before any test, outside pytester's runs.
+
+    Those runs restore ``sys.modules`` afterwards: an SDK whose first request (and so the
+    lazy import of its HTTP stack) happened inside one would, in the next run, meet
+    exception classes of modules imported anew, and its ``except`` clauses would miss them.
+    """
+    openai.OpenAI(api_key="k", base_url=_fake_api_server.openai_base_url, max_retries=0).chat.completions.create(
+        model="warm-up", messages=[{"role": "user", "content": "warm-up"}]
+    )
+    anthropic.Anthropic(api_key="k", base_url=_fake_api_server.anthropic_base_url, max_retries=0).messages.create(
+        model="warm-up", max_tokens=1, messages=[{"role": "user", "content": "warm-up"}]
+    )
+    # The hypothesis plugin, when installed, imports all of hypothesis in every terminal summary.
+    with contextlib.suppress(ImportError):
+        import hypothesis.internal.observability  # noqa: F401
+    _fake_api_server.clear()
 
 
 @pytest.fixture

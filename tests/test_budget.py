@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -10,17 +9,6 @@ from fakeapi import FakeAPI
 
 from pytest_llmeval.models import ModelSpec, Usage
 from pytest_llmeval.pricing import PRICES, estimate_cost, price_for
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_sdk(_fake_api_server: FakeAPI) -> None:
-    """Import the SDK and its HTTP stack once, outside pytester's in-process runs (see test_retry.py)."""
-    import openai
-
-    client = openai.OpenAI(api_key="k", base_url=_fake_api_server.openai_base_url, max_retries=0)
-    client.chat.completions.create(model="warm-up", messages=[{"role": "user", "content": "warm-up"}])
-    with contextlib.suppress(ImportError):
-        import hypothesis.internal.observability  # noqa: F401
 
 
 # -- the price table ----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import threading
@@ -14,24 +13,6 @@ import pytest
 from fakeapi import FakeAPI
 
 from pytest_llmeval.progress import Progress
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_sdk(_fake_api_server: FakeAPI) -> None:
-    """Import the SDK and its HTTP stack once, outside pytester's in-process runs.
-
-    Those runs restore ``sys.modules`` afterwards: a first import inside each of them would
-    cost seconds per run, and a half-warm SDK would hold exception classes of modules
-    imported anew by the next run (so ``except`` clauses in the SDK would miss them).
-    """
-    import openai
-
-    client = openai.OpenAI(api_key="k", base_url=_fake_api_server.openai_base_url, max_retries=0)
-    client.chat.completions.create(model="warm-up", messages=[{"role": "user", "content": "warm-up"}])
-    # The hypothesis plugin, when installed, imports all of hypothesis in every terminal summary.
-    with contextlib.suppress(ImportError):
-        import hypothesis.internal.observability  # noqa: F401
-
 
 MODEL = ["--llmeval-model", "openai:gpt-4o-mini"]
 
