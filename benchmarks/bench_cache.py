@@ -21,17 +21,12 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from fakeapi import FakeAPI  # noqa: E402
+from _harness import timed_pytest
+from fakeapi import FakeAPI
 
 from pytest_llmeval.models import ModelSpec, Request  # noqa: E402
 from pytest_llmeval.store import Store  # noqa: E402
@@ -108,19 +103,8 @@ def bench_lookup(entries: int, lookups: int) -> tuple[float, float, float, float
 
 def run_pytest(project: Path, target: str, env: dict[str, str], *args: str) -> tuple[float, float]:
     """Wall time and CPU time (user + system) of one pytest subprocess."""
-    import resource
-
-    cmd = [sys.executable, "-m", "pytest", target, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"pytest failed in {project}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    # CPU time of the child alone (runs are sequential): the figure that survives a busy machine.
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    wall, cpu, _ = timed_pytest(project, [target, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *args], env)
+    return wall, cpu
 
 
 def slope(times: dict[int, float]) -> float:

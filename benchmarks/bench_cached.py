@@ -13,49 +13,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from fakeapi import FakeAPI  # noqa: E402
-
-EVALS = """
-import pytest
-
-@pytest.mark.llmeval(min_pass_rate=1.0)
-@pytest.mark.parametrize("i", range({cases}))
-def test_case(llm, i):
-    assert llm(f"question {{i}}") == f"echo: question {{i}}"
-"""
-
-PLAIN = """
-import pytest
-
-@pytest.mark.parametrize("i", range({cases}))
-def test_case(i):
-    assert "echo" == "echo"
-"""
+from _harness import EVAL_SUITE, PLAIN_SUITE, timed_pytest
+from fakeapi import FakeAPI
 
 
 def run_pytest(root: Path, test_file: str, env: dict[str, str]) -> tuple[float, float]:
     """Wall time and CPU time (user + system) of one pytest process."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", test_file]
-    cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / "cache.db")]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    args = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", test_file]
+    args += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / "cache.db")]
+    wall, cpu, _ = timed_pytest(root, args, env)
+    return wall, cpu
 
 
 def main() -> None:
@@ -65,8 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeAPI() as api:
         root = Path(tmp)
-        (root / "test_evals.py").write_text(EVALS.format(cases=args.cases))
-        (root / "test_plain.py").write_text(PLAIN.format(cases=args.cases))
+        (root / "test_evals.py").write_text(EVAL_SUITE.format(cases=args.cases))
+        (root / "test_plain.py").write_text(PLAIN_SUITE.format(cases=args.cases))
         env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
         env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
         run_pytest(root, "test_evals.py", env)  # records the answers

@@ -22,35 +22,19 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from fakeapi import FakeAPI  # noqa: E402
-
-SUITE = """
-import pytest
-
-@pytest.mark.llmeval(min_pass_rate=1.0)
-@pytest.mark.parametrize("i", range({cases}))
-def test_case(llm, i):
-    assert llm(f"question {{i}}") == f"echo: question {{i}}"
-"""
+from _harness import EVAL_SUITE, timed_pytest
+from fakeapi import FakeAPI
 
 
 def run_pytest(root: Path, api: FakeAPI, cache: str, *args: str) -> tuple[float, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
     env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    cmd = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
     cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / cache), *args]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.exit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return elapsed, proc.stdout
+    wall, _, proc = timed_pytest(root, cmd, env)
+    return wall, proc.stdout
 
 
 def sdk_import_time() -> float:
@@ -69,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeAPI(latency=args.latency) as api:
         root = Path(tmp)
-        (root / "test_bench.py").write_text(SUITE.format(cases=args.cases))
+        (root / "test_bench.py").write_text(EVAL_SUITE.format(cases=args.cases))
         run_pytest(root, api, "warmup.db", "--llmeval-concurrency", "0", "-k", "test_case and -0]")  # pyc caches
 
         api.clear()

@@ -21,10 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from fakeapi import FakeAPI  # noqa: E402
+import _harness  # noqa: F401  (puts tests/ on sys.path for fakeapi)
+from fakeapi import FakeAPI
 
 SUITE = """
 import pytest

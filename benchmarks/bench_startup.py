@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _harness import timed_pytest
 
 
 def make_project(root: Path, files: int, tests: int) -> None:
@@ -35,20 +35,10 @@ def run_once(root: Path, extra: list[str]) -> tuple[float, float]:
     # Bytecode caches on, as in a user's environment (PYTHONDONTWRITEBYTECODE would make every
     # run compile the modules edited since their cache was written).
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(
-        # The hypothesis plugin (when installed) imports all of hypothesis in each terminal
-        # summary: ~0.3 s on both sides that only adds noise to the difference.
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:hypothesispytest", *extra],
-        cwd=root,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # The hypothesis plugin (when installed) imports all of hypothesis in each terminal
+    # summary: ~0.3 s on both sides that only adds noise to the difference.
+    wall, cpu, _ = timed_pytest(root, ["--collect-only", "-q", "-p", "no:hypothesispytest", *extra], env)
+    return wall, cpu
 
 
 # What a run without evals imports on top of pytest itself: the plugin, the modules its
