@@ -39,6 +39,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+import pluggy
 import pytest
 
 if TYPE_CHECKING:
@@ -309,7 +310,7 @@ class Planner:
     def _quiet(self) -> Iterator[None]:
         """Keep what planning runs print or warn off the terminal (the real run shows it).
 
-        Planning runs skip the per-phase hooks of pytest's capture, logging and warnings
+        Planning runs skip the per-phase hooks of pytest's capture and logging
         plugins (see :func:`_planning_hooks`): reading the capture files three times per test
         cost more than the test. Instead pytest's global capture is resumed once around the
         whole batch and what it caught is thrown away.
@@ -357,30 +358,30 @@ def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
 
 # Plugins whose per-phase hooks only capture output, logs and warnings for reports that a
 # planning run never makes; _quiet() covers what they would have kept off the terminal.
-_REPORT_ONLY_PLUGINS = ("capturemanager", "logging-plugin", "warnings")
+_REPORT_ONLY_PLUGINS = ("capturemanager", "logging-plugin")
 
 
 class _PlanningHooks:
-    """``item.ihook`` without the report-only plugins (see ``_REPORT_ONLY_PLUGINS``)."""
+    """The three per-phase hooks of ``item.ihook`` without the report-only plugins."""
 
-    def __init__(self, item: pytest.Item, remove: list[object]) -> None:
-        self._pm = item.config.pluginmanager
-        self._remove = remove
-
-    def __getattr__(self, name: str) -> Any:
-        return self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+    def __init__(self, item: pytest.Item) -> None:
+        pm = item.config.pluginmanager
+        report_only = {p for p in (pm.get_plugin(n) for n in _REPORT_ONLY_PLUGINS) if p is not None}
+        ihook = item.ihook
+        for name in ("pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown"):
+            caller = getattr(ihook, name)
+            # item.ihook gives the session's hook caller, or (when some conftest files do not
+            # apply to this item's path) a pluggy subset of it that leaves them out. Any other
+            # kind (another pytest or pluggy): keep it whole, slower but correct.
+            if isinstance(caller, pluggy.HookCaller) and report_only:
+                not_applicable = getattr(caller, "_remove_plugins", None)
+                if not_applicable is not None or type(caller) is pluggy.HookCaller:
+                    caller = pm.subset_hook_caller(name, remove_plugins={*(not_applicable or ()), *report_only})
+            setattr(self, name, caller)
 
 
 def _planning_hooks(item: pytest.Item) -> Any:
-    ihook = item.ihook
-    # The conftest files that do not apply to this item's path, as pytest's own proxy keeps
-    # them; without that list (another pytest version), keep the full ihook: slower, correct.
-    not_applicable = getattr(ihook, "_remove_mods", None)
-    if not_applicable is None:
-        return ihook
-    pm = item.config.pluginmanager
-    report_only = [p for p in (pm.get_plugin(n) for n in _REPORT_ONLY_PLUGINS) if p is not None]
-    return _PlanningHooks(item, [*not_applicable, *report_only])
+    return _PlanningHooks(item)
 
 
 def _teardown_towards(session: pytest.Session, nextitem: pytest.Item | None) -> None:

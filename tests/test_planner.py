@@ -467,3 +467,31 @@ def test_a_test_planned_alone_is_set_up_afresh_for_its_real_run(pytester: pytest
     setups = (pytester.path / "setups.txt").read_text()
     assert setups.count("+") == setups.count("-") and "++" not in setups
     assert fake_api.count() == 4
+
+
+def test_planning_hooks_leave_out_report_only_plugins_and_conftests_of_other_folders(pytester: pytest.Pytester) -> None:
+    from pytest_llmeval.planner import _planning_hooks
+
+    pytester.makeconftest("def pytest_runtest_setup(item): pass")
+    sub = pytester.mkpydir("sub")
+    (sub / "conftest.py").write_text("def pytest_runtest_setup(item): pass\n")
+    other = pytester.mkpydir("other")
+    (other / "conftest.py").write_text("def pytest_runtest_setup(item): pass\n")
+    (sub / "test_a.py").write_text("def test_a(): pass\n")
+    (other / "test_b.py").write_text("def test_b(): pass\n")
+    items, _ = pytester.inline_genitems("sub", "other")
+    item = next(it for it in items if it.name == "test_a")
+    pm = item.config.pluginmanager
+
+    def plugins(caller: Any) -> set[Any]:
+        return {impl.plugin for impl in caller.get_hookimpls()}
+
+    full = plugins(item.ihook.pytest_runtest_setup)
+    planning = plugins(_planning_hooks(item).pytest_runtest_setup)
+    report_only = {pm.get_plugin(n) for n in ("capturemanager", "logging-plugin")}
+    assert report_only <= full and not report_only & planning
+    assert planning == full - report_only  # the conftest files in use stay, other folders' do not
+    names = {getattr(p, "__file__", "") for p in planning}
+    assert any(n.endswith("sub/conftest.py") for n in names) and not any(n.endswith("other/conftest.py") for n in names)
+    for phase in ("pytest_runtest_call", "pytest_runtest_teardown"):
+        assert not report_only & plugins(getattr(_planning_hooks(item), phase))
