@@ -7,7 +7,10 @@ suite of 300 one-call cases to a temporary folder and runs pytest on it in a sub
 - sequential: ``--llmeval-concurrency 0``;
 - concurrent: ``--llmeval-concurrency 32``;
 - start-up: the same run again on its warm cache (pytest, the plugin, 300 test bodies reading
-  the cache: everything but the model calls), plus the SDK import a live run pays.
+  the cache: everything but the model calls), plus the SDK import a live run pays;
+- concurrent in a terminal: the concurrent run again with a pseudo-terminal as its output, where
+  a progress line is drawn until every call is in before the tests run (for reference: the
+  targets are for the run as CI makes it, output to a pipe).
 
 Targets: concurrent at least 10x faster than sequential, and within 2x of the ideal
 ``300 x 0.1 / 32`` s plus start-up.
@@ -35,6 +38,34 @@ def run_pytest(root: Path, api: FakeAPI, cache: str, *args: str) -> tuple[float,
     cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / cache), *args]
     wall, _, proc = timed_pytest(root, cmd, env)
     return wall, proc.stdout
+
+
+def run_in_terminal(root: Path, api: FakeAPI, cache: str, *args: str) -> float:
+    """Wall time of the same pytest run with a pseudo-terminal as stdout (POSIX only)."""
+    import pty
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
+    env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
+    # Not -q: the progress line is drawn at the default verbosity only.
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / cache), *args]
+    master, slave = pty.openpty()
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    while True:
+        try:
+            if not os.read(master, 65536):
+                break
+        except OSError:  # EIO: the child closed the terminal
+            break
+    code = proc.wait()
+    wall = time.perf_counter() - started
+    os.close(master)
+    if code != 0:
+        sys.exit(f"pytest in a terminal failed ({code})")
+    return wall
 
 
 def sdk_import_time() -> float:
@@ -68,6 +99,9 @@ def main() -> None:
 
         startup, _ = run_pytest(root, api, "concurrent.db", "--llmeval-concurrency", str(args.concurrency))
         assert api.count() == concurrent_requests, "the warm-cache run called the model"
+        terminal = None
+        if hasattr(os, "openpty"):
+            terminal = run_in_terminal(root, api, "terminal.db", "--llmeval-concurrency", str(args.concurrency))
         sdk = sdk_import_time()
 
     calls_ideal = args.cases * args.latency / args.concurrency
@@ -78,6 +112,8 @@ def main() -> None:
     print(
         f"  concurrent  (--llmeval-concurrency {args.concurrency}) : {concurrent:7.2f} s   {concurrent_requests} requests"
     )
+    if terminal is not None:
+        print(f"  concurrent in a terminal (progress line)  : {terminal:7.2f} s")
     print(f"  start-up: warm-cache run {startup:.2f} s + SDK import {sdk:.2f} s")
     print(
         f"  ideal: {args.cases} x {args.latency:g} / {args.concurrency} = {calls_ideal:.2f} s + start-up = {ideal:.2f} s"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
-from .models import Completion, Request, Usage, canonical_json
+from .models import Completion, ModelSpec, Request, Usage, canonical_json
 from .pricing import estimate_cost, price_for
 from .ratelimit import RateLimiters
 from .recording import CallInfo, record_call
@@ -18,6 +18,8 @@ from .registry import ProviderRegistry
 from .retry import RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from .store import Store
 
 __all__ = ["Caller", "CACHE_MODES"]
@@ -35,6 +37,7 @@ class CallerStats:
     errors: int = 0
     rate_limited: int = 0  # 429 answers, retried or not
     cost_usd: float = 0.0  # estimated spend of the calls made in this run
+    waited_s: float = 0.0  # time tests spent waiting for answers the planning pass had in flight
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -86,6 +89,7 @@ class Caller:
         prices: dict[str, tuple[float, float, float]] | None = None,
         max_cost: float | None = None,
         concurrency: int = 8,
+        use_call_process: bool = True,
     ) -> None:
         self.registry = registry
         self.store_path = store_path
@@ -115,6 +119,15 @@ class Caller:
         self._model_costs: dict[str, tuple[float, int]] = {}  # model -> (total USD, calls)
         self._reserved = 0.0
         self._probing: dict[str, int] = {}  # model -> calls in flight while its cost is unknown
+        # Calls the planning pass has in flight: a test that needs one waits for it.
+        self._inflight: dict[str, Future[bool]] = {}
+        # Calls to built-in HTTP providers go through a helper process (callproc.py) once the
+        # planning pass has started it (start_call_process), unless disabled.
+        self.use_call_process = use_call_process
+        self._call_process: Any = None
+        self._remote: dict[str, Any] = {}
+        self.closed = False
+        self._closing = threading.Lock()  # close() against a late answer being stored
 
     # -- store ---------------------------------------------------------------------------
     @property
@@ -132,6 +145,12 @@ class Caller:
         return self._store is not None
 
     def close(self) -> None:
+        """End the run's calls: none is made or retried from now on (calls still in flight
+        end by their timeout, or at once when made by the helper) and nothing more is stored."""
+        with self._closing:
+            self.closed = True
+        if self._call_process is not None:
+            self._call_process.close()
         if self._store is not None:
             self._store.finish_run(self.run_id)
             self._store.close()
@@ -154,10 +173,11 @@ class Caller:
         self, request: Request, *, test_id: str | None = None, role: str = "llm", tags: list[str] | None = None
     ) -> Completion:
         """The completion for ``request``: replayed when the mode allows, else called."""
-        if self.planning is not None:
-            return self._plan_call(self.planning, request, test_id, role, tags)
         key = request.key
-        provider = self.registry.get(request.model)
+        self._await_inflight(key)
+        if self.planning is not None:
+            return self._plan_call(self.planning, request, test_id, role, tags, key)
+        provider = self._provider(request)
         started = time.perf_counter()
         failed = self._failed.get(key)
         stored = None if failed is not None else self.lookup(request, key)
@@ -208,10 +228,15 @@ class Caller:
 
     # -- the planning pass -----------------------------------------------------------------
     def _plan_call(
-        self, plan: PlanningContext, request: Request, test_id: str | None, role: str, tags: list[str] | None
+        self,
+        plan: PlanningContext,
+        request: Request,
+        test_id: str | None,
+        role: str,
+        tags: list[str] | None,
+        key: str,
     ) -> Completion:
         """A call made by a test body in the planning pass: answered if this run can, else a stop."""
-        key = request.key
         stored = None if key in self._failed else self.lookup(request, key)
         if stored is not None:
             plan.answered += 1
@@ -234,8 +259,10 @@ class Caller:
         key = request.key
         if key in self._prefetched or key in self._failed or key in self._fresh:
             return key not in self._failed
+        if self.closed:  # the run ended (an interrupt, -x) before this call started
+            return False
         try:
-            stored, cost = self._fetch(self.registry.get(request.model), request, test_id, key)
+            stored, cost = self._fetch(self._provider(request), request, test_id, key)
         except BudgetExceededError:
             return False
         except LLMEvalError as exc:
@@ -243,6 +270,59 @@ class Caller:
             return False
         self._prefetched[key] = _Prefetched(cost_usd=cost, latency_s=float(stored.get("latency_s") or 0.0))
         return True
+
+    def expect(self, key: str, future: Future[bool]) -> None:
+        """The planning pass is fetching ``key``: a call of it waits for ``future`` first."""
+        self._inflight[key] = future
+
+    def _await_inflight(self, key: str) -> None:
+        future = self._inflight.get(key)
+        if future is None:
+            return
+        if not future.done():
+            from concurrent.futures import wait
+
+            started = time.perf_counter()
+            wait([future])
+            with self.stats.lock:
+                self.stats.waited_s += time.perf_counter() - started
+        # Done: its answer or its error is kept (prefetch), or it was cancelled or failed
+        # unexpectedly, and the call is then made as if it had not been planned.
+        self._inflight.pop(key, None)
+
+    def _provider(self, request: Request) -> Any:
+        """The provider for ``request``: the helper process's stand-in once the helper runs.
+
+        The planning pass starts the helper (:meth:`start_call_process`); from then on every
+        call to a built-in HTTP provider goes through it, so this process need not import
+        the SDK at all.
+        """
+        provider = self.registry.get(request.model)
+        if self._call_process is None:
+            return provider
+        from .callproc import RemoteProvider, remote_capable
+
+        with self._store_lock:
+            remote = self._remote.get(str(request.model))
+            if remote is None:
+                if not remote_capable(provider):
+                    return provider
+                remote = self._remote[str(request.model)] = RemoteProvider(provider, self._call_process)
+            return remote
+
+    def start_call_process(self, models: list[ModelSpec]) -> None:
+        """Start the helper process (unless disabled) and let it import the SDKs of ``models`` now."""
+        if not self.use_call_process or self.closed:
+            return
+        from .callproc import CallProcess, remote_capable
+
+        with self._store_lock:
+            if self._call_process is None:
+                self._call_process = CallProcess(self.limiters.max_concurrency)
+            process = self._call_process
+        names = [str(m) for m in models if remote_capable(self.registry.get(m))]
+        if names:
+            process.warm(names)
 
     def answerable(self, request: Request) -> bool:
         """Whether a :meth:`call` of ``request`` now ends without calling a model."""
@@ -258,13 +338,18 @@ class Caller:
             cost = estimate_cost(request.model, Usage.from_dict(stored.get("usage")), self.prices)
         finally:
             self._settle_budget(request, reserved, probe, cost)
-        self._fresh[key] = stored
-        if self.mode != "off":
-            self.store.put(key, request.key_payload(), stored)
+        with self._closing:
+            if self.closed:  # the run ended while this call was in flight (-x, Ctrl-C)
+                raise ProviderError(f"{request.model}: the run ended before this call was answered")
+            self._fresh[key] = stored
+            if self.mode != "off":
+                self.store.put(key, request.key_payload(), stored)
         return stored, cost
 
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
         def once() -> dict[str, Any]:
+            if self.closed:
+                raise ProviderError(f"{request.model}: the run ended before this call was made")
             started = time.perf_counter()
             result = provider.complete(request, timeout=self.timeout_s)
             result = dict(result)

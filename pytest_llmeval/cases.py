@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 if TYPE_CHECKING:
     from _pytest.mark.structures import ParameterSet
 
@@ -67,6 +65,8 @@ def cases(path: str | os.PathLike[str], *, id_field: str | None = "id") -> list[
     loaded = _load(resolved)
     params = []
     seen: dict[str, _Case] = {}
+    import pytest  # here: the call helper process (callproc.py) imports this package, not pytest
+
     for case in loaded:
         case_id = _case_id(case, resolved, id_field)
         if case_id in seen:

@@ -11,7 +11,11 @@ remaining eval tests once *for planning* before they run for real:
    never runs during planning.
 2. Recorded requests go out at once, ``--llmeval-concurrency`` at a time, into the cache
    (or the run's memory under ``--llmeval-cache=refresh|off``), while planning goes on.
-3. The tests then run for real and read their answers.
+   Calls to the built-in HTTP providers are made by a helper process (callproc.py), so the
+   SDKs' CPU work runs on another core than pytest's.
+3. The tests then run for real and read their answers; a test whose answer is still in
+   flight waits for that one answer (in a terminal, a progress line is drawn until all
+   answers are in first).
 
 A planning pass (a *generation*) starts at the first eval test after a model call that was
 made live (or at once when the cache is known to be cold). A test whose next call depends
@@ -33,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Generator, Iterator
@@ -52,6 +57,9 @@ __all__ = ["Planner"]
 
 # Generations per run: a test needing more dependent calls than this makes the rest live.
 MAX_GENERATIONS = 16
+# A planning pass over at least this many eval tests starts the call helper process
+# (callproc.py). Below it, a second process and its SDK import cost more than they save.
+HELPER_MIN_TESTS = 32
 
 
 @dataclass
@@ -89,7 +97,7 @@ class PlannerStats:
     prefetched: int = 0
     failed: int = 0
     planning_s: float = 0.0  # running test bodies for planning
-    waiting_s: float = 0.0  # waiting for calls still in flight after that
+    waiting_s: float = 0.0  # drawing the progress line until every call was in (terminals only)
     dropped_nondeterministic: list[str] = field(default_factory=list)
 
 
@@ -106,6 +114,9 @@ class Planner:
         self._enabled: bool | None = None
         self._live_seen = 0
         self._ctx: _ItemPlan | None = None
+        self._pools: list[ThreadPoolExecutor] = []
+        self._last: list[Future[bool]] = []
+        self._count_lock = threading.Lock()
 
     # -- hooks ---------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -155,7 +166,14 @@ class Planner:
                 return True
         if not self._enabled or self.stats.generations >= MAX_GENERATIONS:
             return False
-        return self.caller.live_calls > self._live_seen
+        if self.caller.live_calls <= self._live_seen:
+            return False
+        last = self._last
+        if last and all(f.done() for f in last) and not any(_fetched(f) for f in last):
+            # Every call of the last generation failed: a new one would fail the same way.
+            self._enabled = False
+            return False
+        return True
 
     def _known_cold(self) -> bool:
         caller = self.caller
@@ -177,18 +195,27 @@ class Planner:
         if not batch:
             return
         self.stats.generations += 1
+        if len(batch) >= HELPER_MIN_TESTS:
+            # Enough calls to be worth a second process: the SDKs' CPU work moves off this one.
+            models = {info.model for it in batch if (info := it.stash[CASE_KEY]).model is not None}
+            self.caller.start_call_process(sorted(models, key=str))
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llmeval-call")
+        self._pools.append(pool)
         futures: dict[str, Future[bool]] = {}
         interrupted = True
         try:
             started = time.perf_counter()
             self._plan_items(batch, anchor, after_anchor, pool, futures)
-            planned = time.perf_counter()
-            self._wait(futures)
-            self.stats.planning_s += planned - started
-            self.stats.waiting_s += time.perf_counter() - planned
+            self.stats.planning_s += time.perf_counter() - started
+            stream = self._progress_stream()
+            if stream is not None and futures:
+                # In a terminal the progress line is drawn until every call is in; otherwise
+                # the tests run at once and each waits for its own answer (Caller.expect).
+                started = time.perf_counter()
+                self._wait(futures, stream)
+                self.stats.waiting_s += time.perf_counter() - started
             interrupted = False
         except Exception as exc:  # noqa: BLE001 - a planner bug must not break the real run
             warnings.warn(
@@ -198,12 +225,17 @@ class Planner:
             self._enabled = False
             _teardown_towards(session, anchor)
         finally:
-            # On an interrupt, calls not started are dropped; calls in flight end by their timeout.
-            pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
-        fetched = sum(1 for f in futures.values() if f.done() and not f.cancelled() and f.exception() is None)
-        if not futures or not fetched:
-            # Nothing new could be fetched: later generations would not find anything either.
-            self._enabled = False
+            # Queued calls go on (the tests wait for them), unless interrupted: then calls not
+            # started are dropped, and calls in flight end by their timeout.
+            pool.shutdown(wait=False, cancel_futures=interrupted)
+        if not futures:
+            self._enabled = False  # nothing new to fetch: later generations would find nothing either
+        self._last = list(futures.values())
+
+    def close(self) -> None:
+        """The run is over: calls not started yet are dropped (an interrupt, ``-x``)."""
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _plan_items(
         self,
@@ -239,7 +271,9 @@ class Planner:
                 state.status, state.answered = "pending", plan.answered
                 key = miss.request.key
                 if key not in futures:
-                    futures[key] = pool.submit(self.caller.prefetch, miss.request, test_id=miss.test_id)
+                    future = futures[key] = pool.submit(self.caller.prefetch, miss.request, test_id=miss.test_id)
+                    self.caller.expect(key, future)
+                    future.add_done_callback(self._count)
 
     def _run_one(self, item: pytest.Item, nextitem: pytest.Item | None) -> _ItemPlan:
         plan = _ItemPlan()
@@ -260,31 +294,33 @@ class Planner:
         self.stats.planning_runs += 1
         return plan
 
-    def _wait(self, futures: dict[str, Future[bool]]) -> None:
+    def _count(self, future: Future[bool]) -> None:
+        with self._count_lock:
+            if _fetched(future):
+                self.stats.prefetched += 1
+            else:
+                self.stats.failed += 1
+
+    def _wait(self, futures: dict[str, Future[bool]], stream: TextIO) -> None:
         from concurrent.futures import wait
 
         from .progress import Progress
 
         stats = self.caller.stats
         retries0, cost0 = stats.retries, stats.cost_usd
-        progress = Progress(self._progress_stream(), len(futures))
+        progress = Progress(stream, len(futures))
         pending = set(futures.values())
         try:
             while pending:
                 # Wakes up when all are done, else every 0.1 s to redraw the progress line.
                 _, pending = wait(pending, timeout=0.1)
                 done = [f for f in futures.values() if f.done()]
-                errors = sum(1 for f in done if f.exception() is not None or not f.result())
+                errors = sum(1 for f in done if f.cancelled() or f.exception() is not None or not f.result())
                 progress.update(
                     len(done), errors=errors, retries=stats.retries - retries0, cost_usd=stats.cost_usd - cost0
                 )
         finally:
             progress.close()
-        for f in futures.values():
-            if f.exception() is None and f.result():
-                self.stats.prefetched += 1
-            else:
-                self.stats.failed += 1
 
     # -- helpers -------------------------------------------------------------------------
     def _state(self, item: pytest.Item) -> _ItemState:
@@ -329,6 +365,10 @@ class Planner:
             finally:
                 capman.suspend_global_capture(in_=False)
                 capman.read_global_capture()  # planning output: discarded
+
+
+def _fetched(future: Future[bool]) -> bool:
+    return not future.cancelled() and future.exception() is None and future.result()
 
 
 def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:

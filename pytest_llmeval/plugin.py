@@ -161,6 +161,7 @@ class EvalSession:
             prices=settings.prices,
             max_cost=settings.max_cost,
             concurrency=settings.concurrency,
+            use_call_process=settings.call_process,
         )
         # True while the planner runs a test body for planning: nothing of it is reported.
         self.planning = False
@@ -188,6 +189,8 @@ class EvalSession:
         return self._graders
 
     def close(self) -> None:
+        if self.planner is not None:
+            self.planner.close()
         self.caller.close()
         if self.planner is not None and self.config.pluginmanager.is_registered(self.planner):
             self.config.pluginmanager.unregister(self.planner)

@@ -327,7 +327,11 @@ def test_repeats_report_pass_fraction_pass_at_k_and_pass_hat_k(pytester: pytest.
         return "yes" if i == 0 or (i == 1 and seen[i] == 1) else "no"
 
     fake_api.reply(answer)
-    result = pytester.runpytest(*OPENAI, "--llmeval-json", "out.json", "-p", "no:randomly")
+    # One call at a time, in test order: "its first sample" is then sample 0 (the fake server
+    # cannot see the sample number), which the --llmeval-repeat 2 rerun below relies on.
+    result = pytester.runpytest(
+        *OPENAI, "--llmeval-json", "out.json", "-p", "no:randomly", "--llmeval-concurrency", "0"
+    )
     result.assert_outcomes(passed=4, failed=5)
     assert result.ret == 0  # 4/9 >= 0.4
     ev = read_json(pytester)["evals"][0]

@@ -495,3 +495,66 @@ def test_planning_hooks_leave_out_report_only_plugins_and_conftests_of_other_fol
     assert any(n.endswith("sub/conftest.py") for n in names) and not any(n.endswith("other/conftest.py") for n in names)
     for phase in ("pytest_runtest_call", "pytest_runtest_teardown"):
         assert not report_only & plugins(getattr(_planning_hooks(item), phase))
+
+
+def _run_in_terminal(cwd: Any, args: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run pytest with a pseudo-terminal as its stdout (so it believes a person is watching)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, stdout=slave, stderr=slave, stdin=slave)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=10), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "openpty"), reason="needs a pseudo-terminal")
+def test_in_a_terminal_a_progress_line_shows_the_calls_in_flight(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    fake_api.latency = 0.25
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(12))
+        def test_case(llm, i):
+            assert llm(f"q{i}") == f"echo: q{i}"
+        """
+    )
+    code, out = _run_in_terminal(pytester.path, [*MODEL, "--llmeval-concurrency", "2", "-p", "no:cacheprovider"])
+    assert code == 0, out
+    assert re.search(r"\rllmeval: \d+/12 model calls, [\d.]+/s, 0 errors, 0 retries", out), out
+    assert "12 passed" in out and fake_api.count() == 12
+
+
+def test_stopping_early_drops_the_calls_not_made_yet(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    from pytest_llmeval.planner import HELPER_MIN_TESTS
+
+    fake_api.latency = 0.3
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.parametrize("i", range({HELPER_MIN_TESTS}))
+        def test_case(llm, i):
+            assert llm(f"q{{i}}") == "something else"
+        """
+    )
+    started = time.perf_counter()
+    result = pytester.runpytest_subprocess(*MODEL, "--llmeval-concurrency", "2", "-x")
+    result.assert_outcomes(failed=1)
+    # -x after the first answer: two calls in flight at most, the queued ones never made.
+    assert fake_api.count() <= 4
+    assert time.perf_counter() - started < HELPER_MIN_TESTS * 0.3 / 2

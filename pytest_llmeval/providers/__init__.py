@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 
-
-@pytest.hookimpl
+# A plain ``pytest_*`` function is a hook implementation for pytest's plugin manager; no
+# decorator, so that the call helper process (callproc.py) can import this without pytest.
 def pytest_llmeval_register_providers(register: Callable[[str, Callable[..., Any]], None]) -> None:
     from .anthropic_provider import AnthropicProvider
     from .local_provider import LocalProvider
