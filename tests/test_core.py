@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from fakeapi import FakeAPI
+
+from pytest_llmeval.errors import ProviderError
+from pytest_llmeval.models import ModelSpec
 
 TWO_MODELS = ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-model", "anthropic:claude-haiku-4-5"]
 
@@ -246,3 +250,71 @@ def test_refused_params_never_reach_the_key(pytester: pytest.Pytester, fake_api:
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*parameter(s) api_key cannot be passed to a model call*"])
     assert fake_api.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("provider", "data", "why"),
+    [
+        ("openai", ["not", "an", "object"], "expected a JSON object, got list"),
+        ("openai", {"choices": []}, "has no choices"),
+        ("openai", {"choices": ["text"]}, "unreadable response"),
+        ("openai", {"choices": [{"message": {}}], "usage": {"prompt_tokens": "many"}}, "unreadable response"),
+        ("anthropic", "a string", "expected a JSON object, got str"),
+        ("anthropic", {"content": [None]}, "unreadable response"),
+    ],
+)
+def test_a_reply_of_the_wrong_shape_is_a_retryable_provider_error(provider: str, data: Any, why: str) -> None:
+    from pytest_llmeval.providers import anthropic_provider, openai_provider
+    from pytest_llmeval.providers._common import parse_json_reply
+
+    module = {"openai": openai_provider, "anthropic": anthropic_provider}[provider]
+    spec = ModelSpec.parse(f"{provider}:m")
+    with pytest.raises(ProviderError, match=why) as info:
+        parse_json_reply(module._parse_response, data, spec, "http://127.0.0.1:1")
+    assert info.value.retryable
+
+
+def test_reply_parsing_keeps_text_parts_tools_usage_and_refusals() -> None:
+    from pytest_llmeval.providers import anthropic_provider, openai_provider
+
+    spec = ModelSpec.parse("openai:m")
+    data = {
+        "model": "m-2024",
+        "choices": [
+            {
+                "finish_reason": "tool_calls",
+                "message": {
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                    "refusal": None,
+                    "tool_calls": [
+                        {"function": {"name": "f", "arguments": '{"x": 1}'}},
+                        {"function": {"name": "g", "arguments": "{not json"}},
+                    ],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}},
+    }
+    out = openai_provider._parse_response(data, spec)
+    assert out["text"] == "ab" and out["model"] == "m-2024" and out["finish_reason"] == "tool_calls"
+    assert out["tool_calls"] == [
+        {"name": "f", "arguments": {"x": 1}, "raw_arguments": '{"x": 1}'},
+        {"name": "g", "arguments": None, "raw_arguments": "{not json"},
+    ]
+    assert out["usage"] == {"input_tokens": 10, "output_tokens": 3, "cached_input_tokens": 4}
+    ant = anthropic_provider._parse_response(
+        {
+            "content": [{"type": "text", "text": "no"}, {"type": "tool_use", "name": "t", "input": {"y": 2}}],
+            "stop_reason": "refusal",
+            "usage": {
+                "input_tokens": 5,
+                "cache_read_input_tokens": 7,
+                "cache_creation_input_tokens": 1,
+                "output_tokens": 2,
+            },
+        },
+        ModelSpec.parse("anthropic:m"),
+    )
+    assert ant["text"] == "no" and ant["model"] == "m" and ant["refusal"] == "refused by the model"
+    assert ant["tool_calls"] == [{"name": "t", "arguments": {"y": 2}, "raw_arguments": ""}]
+    assert ant["usage"] == {"input_tokens": 13, "output_tokens": 2, "cached_input_tokens": 7}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ProviderError
+from ..models import ModelSpec
 
 _TRANSPORT_ERRORS = frozenset({"ReadError", "WriteError", "RemoteProtocolError", "LocalProtocolError", "NetworkError"})
 
@@ -79,6 +81,18 @@ def _error_detail(exc: BaseException) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:500]
     return str(getattr(exc, "message", exc))[:500]
+
+
+def parse_json_reply(
+    parse: Callable[[dict[str, Any], ModelSpec], dict[str, Any]], data: Any, spec: ModelSpec, endpoint: str
+) -> dict[str, Any]:
+    """``parse(data, spec)``; a reply of another shape is an unreadable response (retryable)."""
+    try:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        return parse(data, spec)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ProviderError(f"{spec}: unreadable response from {endpoint}: {exc}", retryable=True) from None
 
 
 def content_text(content: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError, ProviderError
 from ..models import ModelSpec, Request
-from ._common import sdk_parameters, split_extra, translate_sdk_error
+from ._common import parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The Messages API requires max_tokens; this is used when the test does not set one.
@@ -96,10 +96,12 @@ class AnthropicProvider:
         client = self._get_client()
         kwargs = self.build_kwargs(request)
         try:
-            response = client.messages.create(**kwargs, timeout=timeout)
+            # The raw JSON, not the SDK's typed objects (see the OpenAI provider).
+            raw = client.messages.with_raw_response.create(**kwargs, timeout=timeout)
+            data = raw.http_response.json()
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
             raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        return _parse_response(response, self.spec)
+        return parse_json_reply(_parse_response, data, self.spec, self.endpoint)
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -130,26 +132,27 @@ def _anthropic_tool_choice(choice: Any) -> Any:
     return choice
 
 
-def _parse_response(response: Any, spec: ModelSpec) -> dict[str, Any]:
+def _parse_response(data: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     text_parts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
-    for block in response.content or ():
-        kind = getattr(block, "type", None)
+    for block in data.get("content") or ():
+        kind = block.get("type")
         if kind == "text":
-            text_parts.append(block.text)
+            text_parts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
-            tool_calls.append({"name": block.name, "arguments": block.input, "raw_arguments": ""})
-    usage = response.usage
-    stop = response.stop_reason
+            tool_calls.append({"name": block.get("name"), "arguments": block.get("input"), "raw_arguments": ""})
+    usage = data.get("usage") or {}
+    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    stop = data.get("stop_reason")
     return {
         "text": "".join(text_parts),
-        "model": response.model or spec.name,
+        "model": data.get("model") or spec.name,
         "usage": {
-            "input_tokens": (getattr(usage, "input_tokens", 0) or 0)
-            + (getattr(usage, "cache_read_input_tokens", 0) or 0)
-            + (getattr(usage, "cache_creation_input_tokens", 0) or 0),
-            "output_tokens": getattr(usage, "output_tokens", 0) or 0,
-            "cached_input_tokens": getattr(usage, "cache_read_input_tokens", 0) or 0,
+            "input_tokens": int(usage.get("input_tokens") or 0)
+            + cache_read
+            + int(usage.get("cache_creation_input_tokens") or 0),
+            "output_tokens": int(usage.get("output_tokens") or 0),
+            "cached_input_tokens": cache_read,
         },
         "tool_calls": tool_calls,
         "finish_reason": stop,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..models import ModelSpec, Request
-from ._common import sdk_parameters, split_extra, translate_sdk_error
+from ._common import content_text, parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -72,10 +72,13 @@ class OpenAIProvider:
         if self._no_auth is not None:
             kwargs["extra_headers"] = self._no_auth
         try:
-            response = client.chat.completions.create(**kwargs, timeout=timeout)
+            # The raw JSON, not the SDK's typed objects: building those costs more CPU than
+            # the rest of the call, and only these few fields are kept.
+            raw = client.chat.completions.with_raw_response.create(**kwargs, timeout=timeout)
+            data = raw.http_response.json()
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
             raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        return _parse_response(response, self.spec)
+        return parse_json_reply(_parse_response, data, self.spec, self.endpoint)
 
 
 def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -105,36 +108,34 @@ def _openai_tool_choice(choice: Any) -> Any:
     return choice
 
 
-def _parse_response(response: Any, spec: ModelSpec) -> dict[str, Any]:
-    if not getattr(response, "choices", None):
+def _parse_response(data: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    choices = data.get("choices")
+    if not choices:
         raise ProviderError(f"{spec}: the response has no choices", retryable=True)
-    choice = response.choices[0]
-    message = choice.message
+    choice = choices[0]
+    message = choice.get("message") or {}
     tool_calls = []
-    for call in message.tool_calls or ():
-        function = getattr(call, "function", None)
+    for call in message.get("tool_calls") or ():
+        function = call.get("function")
         if function is None:
             continue
-        raw = function.arguments or ""
+        raw = function.get("arguments") or ""
         try:
             arguments: Any = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             arguments = None  # kept as raw text; the caller decides whether that is an error
-        tool_calls.append({"name": function.name, "arguments": arguments, "raw_arguments": raw})
-    usage = response.usage
-    cached = 0
-    details = getattr(usage, "prompt_tokens_details", None) if usage else None
-    if details is not None:
-        cached = getattr(details, "cached_tokens", 0) or 0
+        tool_calls.append({"name": function.get("name"), "arguments": arguments, "raw_arguments": raw})
+    usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
     return {
-        "text": message.content or "",
-        "model": response.model or spec.name,
+        "text": content_text(message.get("content")),
+        "model": data.get("model") or spec.name,
         "usage": {
-            "input_tokens": (usage.prompt_tokens or 0) if usage else 0,
-            "output_tokens": (usage.completion_tokens or 0) if usage else 0,
-            "cached_input_tokens": cached,
+            "input_tokens": int(usage.get("prompt_tokens") or 0),
+            "output_tokens": int(usage.get("completion_tokens") or 0),
+            "cached_input_tokens": int(details.get("cached_tokens") or 0),
         },
         "tool_calls": tool_calls,
-        "finish_reason": choice.finish_reason,
-        "refusal": getattr(message, "refusal", None),
+        "finish_reason": choice.get("finish_reason"),
+        "refusal": message.get("refusal"),
     }
