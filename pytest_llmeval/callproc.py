@@ -1,6 +1,6 @@
 """Model calls of the planning pass, made by a helper process on another core.
 
-The SDKs spend about 3 ms of CPU per call (building the request, validating the response)
+The SDKs spend about 2.5 ms of CPU per call (building and sending the request, reading the reply)
 and half a second or more on their import. In the pytest process that CPU competes, under
 one GIL, with the planning runs and with the other calls in flight, so a concurrent run
 would be CPU-bound long before it is bound by the API. A planning pass over many tests
