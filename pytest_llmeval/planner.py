@@ -346,8 +346,8 @@ class Planner:
     def _quiet(self) -> Iterator[None]:
         """Keep what planning runs print or warn off the terminal (the real run shows it).
 
-        Planning runs skip the per-phase hooks of pytest's capture and logging
-        plugins (see :func:`_planning_hooks`): reading the capture files three times per test
+        Planning runs skip the per-phase hooks of pytest's capture plugin (see
+        :func:`_planning_hooks`): reading the capture files three times per test
         cost more than the test. Instead pytest's global capture is resumed once around the
         whole batch and what it caught is thrown away.
         """
@@ -396,9 +396,10 @@ def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
         item.funcargs = None  # type: ignore[attr-defined]
 
 
-# Plugins whose per-phase hooks only capture output, logs and warnings for reports that a
-# planning run never makes; _quiet() covers what they would have kept off the terminal.
-_REPORT_ONLY_PLUGINS = ("capturemanager", "logging-plugin")
+# Plugins whose per-phase hooks only capture output for reports that a planning run never
+# makes; _quiet() covers what they would have kept off the terminal. (The logging plugin's
+# stay: the caplog fixture needs them.)
+_REPORT_ONLY_PLUGINS = ("capturemanager",)
 
 
 class _PlanningHooks:

@@ -488,13 +488,32 @@ def test_planning_hooks_leave_out_report_only_plugins_and_conftests_of_other_fol
 
     full = plugins(item.ihook.pytest_runtest_setup)
     planning = plugins(_planning_hooks(item).pytest_runtest_setup)
-    report_only = {pm.get_plugin(n) for n in ("capturemanager", "logging-plugin")}
+    report_only = {pm.get_plugin("capturemanager")}
     assert report_only <= full and not report_only & planning
+    assert pm.get_plugin("logging-plugin") in planning  # caplog needs its hooks
     assert planning == full - report_only  # the conftest files in use stay, other folders' do not
     names = {getattr(p, "__file__", "") for p in planning}
     assert any(n.endswith("sub/conftest.py") for n in names) and not any(n.endswith("other/conftest.py") for n in names)
     for phase in ("pytest_runtest_call", "pytest_runtest_teardown"):
         assert not report_only & plugins(getattr(_planning_hooks(item), phase))
+
+
+def test_a_test_reading_caplog_before_its_call_is_planned(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    pytester.makeconftest(PLANNER_PROBE)
+    pytester.makepyfile(
+        """
+        import logging, pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_case(llm, caplog, i):
+            logging.getLogger("t").warning("before %s", i)
+            assert [r.getMessage() for r in caplog.records] == [f"before {i}"]
+            assert llm(f"q{i}") == f"echo: q{i}"
+        """
+    )
+    result = pytester.runpytest(*MODEL, "--llmeval-concurrency", "4")
+    result.assert_outcomes(passed=4)
+    assert planner_stats(pytester)["prefetched"] == 4 and fake_api.count() == 4
 
 
 def _run_in_terminal(cwd: Any, args: list[str], timeout: float = 60) -> tuple[int, str]:
