@@ -214,3 +214,37 @@ def test_a_helper_that_cannot_be_executed_falls_back(fake_api: FakeAPI, monkeypa
         assert remote.complete(request(OPENAI, "q"), timeout=10)["text"] == "echo: q"
     finally:
         process.close()
+
+
+def test_judged_evals_go_through_the_helper_on_both_providers(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    from test_judge import judge_reply
+
+    fake_api.reply(judge_reply("PASS"), provider="anthropic")
+    pytester.makeconftest(
+        """
+import json, sys
+
+def pytest_sessionfinish(session):
+    with open("probe.json", "w") as f:
+        json.dump(sorted(m for m in ("openai", "anthropic") if m in sys.modules), f)
+"""
+    )
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.parametrize("i", range({HELPER_MIN_TESTS}))
+        def test_case(llm, judge, i):
+            answer = llm(f"q{{i}}")
+            assert answer == f"echo: q{{i}}"
+            assert judge(answer, "Repeats the question number")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        *MODEL, "--llmeval-judge", "anthropic:claude-haiku-4-5", "--llmeval-concurrency", "8"
+    )
+    result.assert_outcomes(passed=HELPER_MIN_TESTS)
+    assert fake_api.count() == 2 * HELPER_MIN_TESTS  # one answer and one verdict each, none twice
+    judged = [r for r in fake_api.requests if r.body.get("tools")]
+    assert len(judged) == HELPER_MIN_TESTS  # Anthropic's forced tool call, made by the helper
+    assert json.loads((pytester.path / "probe.json").read_text()) == []  # no SDK in pytest's process
