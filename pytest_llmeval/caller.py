@@ -311,7 +311,8 @@ class Caller:
             return remote
 
     def start_call_process(self, models: list[ModelSpec]) -> None:
-        """Start the helper process (unless disabled) and let it import the SDKs of ``models`` now."""
+        """From now on, calls go through the helper process (unless disabled); it starts with
+        the first of them and imports the SDKs of ``models`` at once."""
         if not self.use_call_process or self.closed:
             return
         from .callproc import CallProcess, remote_capable
@@ -320,9 +321,8 @@ class Caller:
             if self._call_process is None:
                 self._call_process = CallProcess(self.limiters.max_concurrency)
             process = self._call_process
-        names = [str(m) for m in models if remote_capable(self.registry.get(m))]
-        if names:
-            process.warm(names)
+        providers = [self.registry.get(m) for m in models]
+        process.warm([(str(p.spec), p.endpoint) for p in providers if remote_capable(p)])
 
     def answerable(self, request: Request) -> bool:
         """Whether a :meth:`call` of ``request`` now ends without calling a model."""

@@ -17,8 +17,10 @@ when its standard input closes, so it never outlives the run.
 
 Only the built-in HTTP providers go out (a provider added by a plugin lives in the pytest
 process and may not exist in a fresh one; the local model is loaded once, here). The
-helper starts with the environment of the moment the planning pass starts it, so API keys
-and base URLs set by conftest files are seen; variables a test changes later are not.
+helper starts with the first call it is to make, with this process's environment at that
+moment: the moment the provider here would have made its SDK client and read the API key
+(fixtures set up before that call, session ones included, have run). Each call names the
+endpoint of the provider here, which is part of the cache key.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class CallProcess:
         self._dead: str | None = None
         self._stderr: deque[bytes] = deque(maxlen=40)
         self._stderr_reader: threading.Thread | None = None
+        self._warm: list[tuple[str, str]] = []
 
     @property
     def dead(self) -> str | None:
@@ -100,6 +103,14 @@ class CallProcess:
             except OSError as exc:
                 self._dead = f"cannot start the call helper process ({exc})"
                 raise ProviderError(self._dead, retryable=True) from None
+            assert self._proc.stdin is not None
+            try:
+                for model, endpoint in self._warm:
+                    self._proc.stdin.write(
+                        canonical_json({"warm": model, "endpoint": endpoint}).encode("utf-8") + b"\n"
+                    )
+            except OSError:
+                pass  # it died at once: the reader below finds out and says why
             threading.Thread(target=self._read_answers, name="llmeval-callproc-reader", daemon=True).start()
             self._stderr_reader = threading.Thread(
                 target=self._read_stderr, name="llmeval-callproc-stderr", daemon=True
@@ -107,25 +118,15 @@ class CallProcess:
             self._stderr_reader.start()
         return self._proc
 
-    def warm(self, models: list[str]) -> None:
-        """Start the helper now and let it import the SDKs of ``models`` before their first call."""
+    def warm(self, targets: list[tuple[str, str]]) -> None:
+        """Have the helper import the SDKs of these ``(model, endpoint)`` pairs as soon as it
+        starts, before their first call arrives. It starts with the first call (see module doc)."""
         with self._lock:
-            if self._dead is not None:
-                return
-            try:
-                proc = self._ensure_started()
-            except ProviderError:
-                return  # the calls themselves say so, and are made in this process
-            try:
-                assert proc.stdin is not None
-                for model in models:
-                    proc.stdin.write(canonical_json({"warm": model}).encode("utf-8") + b"\n")
-                proc.stdin.flush()
-            except OSError:
-                self._dead = self._why_dead()
+            self._warm = list(targets)
 
-    def complete(self, spec: ModelSpec, request: Request, timeout: float) -> dict[str, Any]:
-        """What ``provider.complete(request, timeout=timeout)`` returns, made by the helper."""
+    def complete(self, spec: ModelSpec, endpoint: str, request: Request, timeout: float) -> dict[str, Any]:
+        """What ``provider.complete(request, timeout=timeout)`` returns, made by the helper
+        with a provider for ``spec`` that calls ``endpoint``."""
         pending = _Pending()
         with self._lock:
             if self._dead is not None:
@@ -138,6 +139,7 @@ class CallProcess:
                 {
                     "id": call_id,
                     "model": str(spec),
+                    "endpoint": endpoint,
                     "request": _request_to_dict(request),
                     "timeout": timeout,
                 }
@@ -241,7 +243,7 @@ class RemoteProvider:
         if self._process.dead is not None:
             result: dict[str, Any] = self._local.complete(request, timeout=timeout)
             return result
-        return self._process.complete(self.spec, request, timeout)
+        return self._process.complete(self.spec, self.endpoint, request, timeout)
 
 
 def _helper_env() -> dict[str, str]:
@@ -264,31 +266,34 @@ def _request_to_dict(request: Request) -> dict[str, Any]:
 # -- the helper process ---------------------------------------------------------------------
 def _serve(concurrency: int) -> None:
     classes = _builtin_classes()
-    providers: dict[str, Any] = {}
+    providers: dict[tuple[str, str], Any] = {}
     providers_lock = threading.Lock()
     out_lock = threading.Lock()
     out = sys.stdout.buffer
     # What the SDKs or anything else print must not mix with the answers.
     sys.stdout = sys.stderr
 
-    def provider_for(model: str) -> Any:
+    def provider_for(model: str, endpoint: str) -> Any:
         with providers_lock:
-            provider = providers.get(model)
+            provider = providers.get((model, endpoint))
             if provider is None:
                 spec = ModelSpec.parse(model)
-                provider = providers[model] = classes[spec.provider](spec)
+                provider = providers[(model, endpoint)] = classes[spec.provider](spec)
+                # The endpoint pytest's own provider has (it is part of the cache key), not
+                # one read from this process's environment.
+                provider.endpoint = endpoint
             return provider
 
-    def warm(model: str) -> None:
+    def warm(model: str, endpoint: str) -> None:
         try:
-            provider_for(model)._get_client()  # imports the SDK and makes its client
+            provider_for(model, endpoint)._get_client()  # imports the SDK and makes its client
         except Exception:  # noqa: BLE001, S110 - the first real call reports what is wrong
             pass
 
     def one(message: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": message["id"]}
         try:
-            provider = provider_for(message["model"])
+            provider = provider_for(message["model"], message["endpoint"])
             data = message["request"]
             request = Request(
                 model=provider.spec,
@@ -317,7 +322,7 @@ def _serve(concurrency: int) -> None:
         if raw.strip():
             message = json.loads(raw)
             if "warm" in message:
-                pool.submit(warm, message["warm"])
+                pool.submit(warm, message["warm"], message["endpoint"])
             else:
                 pool.submit(one, message)
     # Input closed: the run is over. Calls still in flight are of no use to anyone, and an

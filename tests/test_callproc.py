@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fakeapi import FakeAPI
@@ -29,6 +30,11 @@ def request(spec: ModelSpec, prompt: str) -> Request:
     return Request(model=spec, messages=[{"role": "user", "content": prompt}], params={"temperature": 0})
 
 
+def ask(process: CallProcess, prompt: str, timeout: float = 10) -> dict[str, Any]:
+    """One OpenAI call through ``process``, to the endpoint this process's provider has."""
+    return process.complete(OPENAI, OpenAIProvider(OPENAI).endpoint, request(OPENAI, prompt), timeout)
+
+
 @pytest.fixture
 def helper() -> Iterator[CallProcess]:
     process = CallProcess(4)
@@ -48,27 +54,22 @@ def test_the_helper_answers_as_the_provider_does(fake_api: FakeAPI, helper: Call
 def test_errors_keep_status_retryability_and_retry_after(fake_api: FakeAPI, helper: CallProcess) -> None:
     fake_api.fault("429", retry_after=7)
     with pytest.raises(ProviderError) as info:
-        helper.complete(OPENAI, request(OPENAI, "q"), timeout=10)
+        ask(helper, "q")
     assert (info.value.status, info.value.retryable, info.value.retry_after) == (429, True, 7.0)
     fake_api.fault("400", when="bad")
     with pytest.raises(ProviderError) as info:
-        helper.complete(OPENAI, request(OPENAI, "bad"), timeout=10)
+        ask(helper, "bad")
     assert (info.value.status, info.value.retryable) == (400, False)
     assert "HTTP 400" in str(info.value)
 
 
 def test_calls_are_made_concurrently(fake_api: FakeAPI, helper: CallProcess) -> None:
     fake_api.latency = 0.3
-    helper.warm([str(OPENAI)])
-    helper.complete(OPENAI, request(OPENAI, "warm-up"), timeout=10)
+    helper.warm([(str(OPENAI), OpenAIProvider(OPENAI).endpoint)])
+    ask(helper, "warm-up")
     answers: list[str] = []
     started = time.perf_counter()
-    threads = [
-        threading.Thread(
-            target=lambda i=i: answers.append(helper.complete(OPENAI, request(OPENAI, f"q{i}"), 10)["text"])
-        )
-        for i in range(4)
-    ]
+    threads = [threading.Thread(target=lambda i=i: answers.append(ask(helper, f"q{i}")["text"])) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -110,7 +111,7 @@ def test_a_helper_that_cannot_start_says_why(fake_api: FakeAPI, monkeypatch: pyt
     monkeypatch.setattr(process, "_argv", lambda: bad)
     try:
         with pytest.raises(ProviderError, match=r"exit code 3: no module named openai_sdk_here"):
-            process.complete(OPENAI, request(OPENAI, "q"), timeout=10)
+            ask(process, "q")
         remote = RemoteProvider(OpenAIProvider(OPENAI), process)
         assert remote.complete(request(OPENAI, "q"), timeout=10)["text"] == "echo: q"
     finally:
@@ -185,8 +186,9 @@ import os
 def pytest_runtest_teardown(item):
     from pytest_llmeval.plugin import SESSION_KEY
     process = item.config.stash[SESSION_KEY].caller._call_process
-    if not os.path.exists("helper.pid"):
-        open("helper.pid", "w").write(str(process._proc.pid))
+    if process is not None and process._proc is not None and not os.path.exists("helper.pid"):
+        with open("helper.pid", "w") as f:
+            f.write(str(process._proc.pid))
 """
     )
     pytester.makepyfile(SUITE.format(n=HELPER_MIN_TESTS))
@@ -206,9 +208,9 @@ def test_a_helper_that_cannot_be_executed_falls_back(fake_api: FakeAPI, monkeypa
     process = CallProcess(2)
     monkeypatch.setattr(process, "_argv", lambda: ["/nonexistent/python-for-llmeval"])
     try:
-        process.warm([str(OPENAI)])  # quietly nothing: the calls report it
+        process.warm([(str(OPENAI), "http://127.0.0.1:9/v1")])
         with pytest.raises(ProviderError, match="cannot start the call helper process") as info:
-            process.complete(OPENAI, request(OPENAI, "q"), timeout=10)
+            ask(process, "q")
         assert info.value.retryable
         remote = RemoteProvider(OpenAIProvider(OPENAI), process)
         assert remote.complete(request(OPENAI, "q"), timeout=10)["text"] == "echo: q"
@@ -248,3 +250,32 @@ def pytest_sessionfinish(session):
     judged = [r for r in fake_api.requests if r.body.get("tools")]
     assert len(judged) == HELPER_MIN_TESTS  # Anthropic's forced tool call, made by the helper
     assert json.loads((pytester.path / "probe.json").read_text()) == []  # no SDK in pytest's process
+
+
+def test_calls_go_to_the_endpoint_of_pytests_provider_not_the_helpers_environment(
+    fake_api: FakeAPI, helper: CallProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = OpenAIProvider(OPENAI).endpoint  # the fake server: part of the cache key here
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # what the helper inherits
+    assert helper.complete(OPENAI, endpoint, request(OPENAI, "q"), 10)["text"] == "echo: q"
+
+
+def test_a_key_set_by_a_session_fixture_reaches_the_helper(
+    pytester: pytest.Pytester, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setattr(fake_api, "require_key", "sk-from-a-vault")
+    pytester.makeconftest(
+        """
+import os, pytest
+
+@pytest.fixture(scope="session", autouse=True)
+def api_key():
+    os.environ["OPENAI_API_KEY"] = "sk-from-a-vault"
+"""
+        + SDK_PROBE
+    )
+    pytester.makepyfile(SUITE.format(n=HELPER_MIN_TESTS))
+    result = pytester.runpytest_subprocess(*MODEL, "--llmeval-concurrency", "4")
+    result.assert_outcomes(passed=HELPER_MIN_TESTS)
+    assert json.loads((pytester.path / "probe.json").read_text())["helper"] is True
