@@ -31,12 +31,18 @@ from _harness import EVAL_SUITE, timed_pytest
 from fakeapi import FakeAPI
 
 
-def run_pytest(root: Path, api: FakeAPI, cache: str, *args: str) -> tuple[float, str]:
+def pytest_run(root: Path, api: FakeAPI, cache: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The pytest arguments and environment of one run of the suite against ``api``."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
     env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
-    cmd = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    cmd = ["-p", "no:cacheprovider", "-p", "no:randomly"]
     cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / cache), *args]
-    wall, _, proc = timed_pytest(root, cmd, env)
+    return cmd, env
+
+
+def run_pytest(root: Path, api: FakeAPI, cache: str, *args: str) -> tuple[float, str]:
+    cmd, env = pytest_run(root, api, cache, *args)
+    wall, _, proc = timed_pytest(root, ["-q", *cmd], env)
     return wall, proc.stdout
 
 
@@ -45,11 +51,9 @@ def run_in_terminal(root: Path, api: FakeAPI, cache: str, *args: str) -> float:
     import pty
     import time
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE")}
-    env.update(OPENAI_BASE_URL=api.openai_base_url, OPENAI_API_KEY="sk-bench-not-a-key")
     # Not -q: the progress line is drawn at the default verbosity only.
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly"]
-    cmd += ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache-path", str(root / cache), *args]
+    pytest_args, env = pytest_run(root, api, cache, *args)
+    cmd = [sys.executable, "-m", "pytest", *pytest_args]
     master, slave = pty.openpty()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=slave, stdout=slave, stderr=slave)

@@ -37,7 +37,6 @@ class CallerStats:
     errors: int = 0
     rate_limited: int = 0  # 429 answers, retried or not
     cost_usd: float = 0.0  # estimated spend of the calls made in this run
-    waited_s: float = 0.0  # time tests spent waiting for answers the planning pass had in flight
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -126,6 +125,7 @@ class Caller:
         self.use_call_process = use_call_process
         self._call_process: Any = None
         self._remote: dict[str, Any] = {}
+        self._remote_lock = threading.Lock()
         self.closed = False
         self._closing = threading.Lock()  # close() against a late answer being stored
 
@@ -282,10 +282,7 @@ class Caller:
         if not future.done():
             from concurrent.futures import wait
 
-            started = time.perf_counter()
             wait([future])
-            with self.stats.lock:
-                self.stats.waited_s += time.perf_counter() - started
         # Done: its answer or its error is kept (prefetch), or it was cancelled or failed
         # unexpectedly, and the call is then made as if it had not been planned.
         self._inflight.pop(key, None)
@@ -302,7 +299,7 @@ class Caller:
             return provider
         from .callproc import RemoteProvider, remote_capable
 
-        with self._store_lock:
+        with self._remote_lock:
             remote = self._remote.get(str(request.model))
             if remote is None:
                 if not remote_capable(provider):
@@ -317,7 +314,7 @@ class Caller:
             return
         from .callproc import CallProcess, remote_capable
 
-        with self._store_lock:
+        with self._remote_lock:
             if self._call_process is None:
                 self._call_process = CallProcess(self.limiters.max_concurrency)
             process = self._call_process

@@ -143,7 +143,7 @@ def add_options(parser: pytest.Parser) -> None:
         dest="llmeval_no_call_process",
         action="store_true",
         default=None,
-        help="Make the planning pass's model calls in the pytest process instead of a helper process.",
+        help="Make every model call in the pytest process, never in a helper process (see README).",
     )
     add(
         "--llmeval-max-cost",
@@ -169,7 +169,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
     parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
-    parser.addini("llmeval_call_process", "Planned calls to OpenAI/Anthropic go through a helper process.",
+    parser.addini("llmeval_call_process", "Large planning passes make OpenAI/Anthropic calls in a helper process.",
                   type="bool", default=True)  # fmt: skip
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
