@@ -29,7 +29,7 @@ from _harness import timed_pytest
 from fakeapi import FakeAPI
 
 from pytest_llmeval.models import ModelSpec, Request  # noqa: E402
-from pytest_llmeval.store import Store  # noqa: E402
+from pytest_llmeval.store.db import Store  # noqa: E402
 
 EVAL_TEST = """
 import pytest

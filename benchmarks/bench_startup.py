@@ -43,8 +43,8 @@ def run_once(root: Path, extra: list[str]) -> tuple[float, float]:
 
 # What a run without evals imports on top of pytest itself: the plugin, the modules its
 # pytest_configure registers, and the planner (registered once evals are collected).
-CHAIN = "pytest_llmeval.plugin, pytest_llmeval.providers.openai_provider, pytest_llmeval.providers.anthropic_provider, \
-pytest_llmeval.providers.local_provider, pytest_llmeval.planner"
+CHAIN = "pytest_llmeval.plugin, pytest_llmeval.providers.openai, pytest_llmeval.providers.anthropic, \
+pytest_llmeval.providers.local, pytest_llmeval.planning.planner"
 PRELOADED = "import pytest, _pytest.pytester, _pytest.legacypath, _pytest.doctest"
 
 

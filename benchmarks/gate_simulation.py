@@ -2,7 +2,7 @@
 
 Simulates eval runs of N cases whose per-case pass probabilities are realistic (most cases
 reliably pass, some reliably fail, some are flaky), and feeds pairs of runs through the
-plugin's own gate (:func:`pytest_llmeval.gate.compare_baseline`, the code a pytest run uses):
+plugin's own gate (:func:`pytest_llmeval.gate.gate.compare_baseline`, the code a pytest run uses):
 
 - false alarms: both runs from the same model (nothing changed), for RUNS pairs;
 - detection: the second run from a model whose pass rate is 10 points lower, either because
@@ -25,8 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_llmeval.gate import compare_baseline  # noqa: E402
-from pytest_llmeval.results import aggregate  # noqa: E402
+from pytest_llmeval.gate.gate import compare_baseline  # noqa: E402
+from pytest_llmeval.gate.results import aggregate  # noqa: E402
 
 EVAL = "test_sim.py::test_case"
 MODEL = "openai:sim"

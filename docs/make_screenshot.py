@@ -203,7 +203,7 @@ def sample_run() -> tuple[dict[str, Any], dict[str, Any]]:
         # The accepted run: gpt-4o-mini used to answer the refund question right.
         if case["nodeid"].endswith("[openai:gpt-4o-mini-refund-window]"):
             case["outcome"], case["score"] = "passed", 0.9
-    from pytest_llmeval.results import aggregate
+    from pytest_llmeval.gate.results import aggregate
 
     baseline_results = {
         "schema": "pytest-llmeval/results",
@@ -228,7 +228,7 @@ def sample_run() -> tuple[dict[str, Any], dict[str, Any]]:
     }  # fmt: skip
     # The evals, the baseline section and the verdict come from the plugin's own code,
     # exactly as `python -m pytest_llmeval report RUN.json --baseline accepted.json` makes them.
-    from pytest_llmeval.report_cli import rebaseline
+    from pytest_llmeval.cli.report import rebaseline
 
     results = rebaseline(run, baseline_results, alpha=0.05, path="accepted.json")
     return results, baseline_results
@@ -241,7 +241,7 @@ def launch(playwright: Any) -> Any:
 
 def make_screenshot(png_path: Path, html_path: Path, browser: Any) -> None:
     """Write the sample report to ``html_path`` and a screenshot of it, one case open, to ``png_path``."""
-    from pytest_llmeval.report_html import write_html
+    from pytest_llmeval.reports.html.render import write_html
 
     results, baseline = sample_run()
     write_html(results, html_path, baseline)

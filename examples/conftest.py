@@ -22,7 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = config.getoption("llmeval_cache") or config.getini("llmeval_cache") or "use"
     if mode not in ("use", "replay"):
         return  # refresh and off call the model anyway: a recording would be overwritten or unused
-    from pytest_llmeval.store import Store
+    from pytest_llmeval.store.db import Store
 
     option = config.getoption("llmeval_cache_path")
     if option:

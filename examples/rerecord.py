@@ -29,7 +29,7 @@ RECORDING = HERE / "recorded_answers.jsonl"
 
 def main(pytest_args: list[str]) -> int:
     sys.path.insert(0, str(HERE.parent))
-    from pytest_llmeval.providers.local_provider import resolve_alias
+    from pytest_llmeval.providers.local import resolve_alias
 
     gguf = resolve_alias("smollm2")
     if gguf is None or importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:

@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 # Eager: the submodule `cases` shares its name with the function, and importing the
 # submodule from anywhere would otherwise leave the module object under that name.
-from .cases import cases, load_cases
+from pytest_llmeval.casefiles import cases, load_cases
 
 if TYPE_CHECKING:
-    from .checks import CheckResult, exact, includes, is_json, jsonpath, regex
-    from .errors import BudgetExceededError, CacheMissError, ConfigError, JudgeError, LLMEvalError, ProviderError
-    from .judge import Grade, Judge
-    from .models import Completion, ModelSpec, Usage
+    from pytest_llmeval.checks import CheckResult, exact, includes, is_json, jsonpath, regex
+    from pytest_llmeval.errors import (
+        BudgetExceededError,
+        CacheMissError,
+        ConfigError,
+        JudgeError,
+        LLMEvalError,
+        ProviderError,
+    )
+    from pytest_llmeval.judge.judge import Grade, Judge
+    from pytest_llmeval.models import Completion, ModelSpec, Usage
 
 # Public name -> module. Resolved on first use (PEP 562): pytest imports this package for
 # every run of a project that installs the plugin, evals or not, so it must cost nothing.
@@ -35,8 +42,8 @@ _EXPORTS = {
     "CacheMissError": "errors",
     "BudgetExceededError": "errors",
     "JudgeError": "errors",
-    "Grade": "judge",
-    "Judge": "judge",
+    "Grade": "judge.judge",
+    "Judge": "judge.judge",
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .recording import record_result
+from pytest_llmeval.recording import record_result
 
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath

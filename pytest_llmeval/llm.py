@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .models import Completion, ModelSpec, Request
-from .recording import current_record
+from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.models import Completion, ModelSpec, Request
+from pytest_llmeval.recording import current_record
 
 if TYPE_CHECKING:
-    from .caller import Caller
+    from pytest_llmeval.calls.caller import Caller
 
 __all__ = ["LLM"]
 

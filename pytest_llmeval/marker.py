@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from .errors import ConfigError
-from .models import ModelSpec
+from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.models import ModelSpec
 
 __all__ = ["EvalMarker", "MARKER_HELP"]
 

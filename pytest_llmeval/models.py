@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from pytest_llmeval.errors import ConfigError
 
 __all__ = ["ModelSpec", "Request", "Completion", "Usage", "ToolCall", "canonical_json"]
 

@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import hookspecs
-from .caller import Caller
-from .errors import ConfigError, LLMEvalError
-from .gate import RunGate
-from .llm import LLM
-from .marker import MARKER_HELP, EvalMarker
-from .models import ModelSpec
-from .recording import CaseRecord, reset_current, set_current
-from .registry import ProviderRegistry
-from .retry import RetryPolicy
-from .settings import Settings, add_options
+from pytest_llmeval import hookspecs
+from pytest_llmeval.calls.caller import Caller
+from pytest_llmeval.calls.registry import ProviderRegistry
+from pytest_llmeval.calls.retry import RetryPolicy
+from pytest_llmeval.errors import ConfigError, LLMEvalError
+from pytest_llmeval.gate.gate import RunGate
+from pytest_llmeval.llm import LLM
+from pytest_llmeval.marker import MARKER_HELP, EvalMarker
+from pytest_llmeval.models import ModelSpec
+from pytest_llmeval.recording import CaseRecord, reset_current, set_current
+from pytest_llmeval.settings import Settings, add_options
 
 if TYPE_CHECKING:
-    from .judge import GraderRegistry, Judge
+    from pytest_llmeval.judge.judge import GraderRegistry, Judge
 
 __all__ = ["EvalSession", "SESSION_KEY"]
 
@@ -62,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = Settings.from_config(config)
-    from . import providers
+    from pytest_llmeval import providers
 
     if not config.pluginmanager.is_registered(providers):
         config.pluginmanager.register(providers, "llmeval-builtin-providers")
@@ -129,7 +129,7 @@ def judge(request: pytest.FixtureRequest) -> Judge:
     ``JudgeError`` (the case errors). The judge never grades its own model's answers unless
     ``--llmeval-allow-self-judge`` is given.
     """
-    from .judge import make_judge
+    from pytest_llmeval.judge.judge import make_judge
 
     session = request.config.stash[SESSION_KEY]
     info = request.node.stash.get(CASE_KEY, None)
@@ -170,7 +170,7 @@ class EvalSession:
         self.cases: list[dict[str, Any]] = []
         self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
         if config.pluginmanager.hasplugin("xdist"):
-            from .xdist import XdistHooks
+            from pytest_llmeval.xdist import XdistHooks
 
             config.pluginmanager.register(XdistHooks(self), "llmeval-xdist")
 
@@ -178,7 +178,7 @@ class EvalSession:
     def graders(self) -> GraderRegistry:
         """Graders by name, made on first use: a run without judged evals never imports the judge."""
         if self._graders is None:
-            from . import judge as builtin_graders
+            from pytest_llmeval.judge import judge as builtin_graders
 
             pluginmanager = self.config.pluginmanager
             if not pluginmanager.is_registered(builtin_graders):
@@ -222,7 +222,7 @@ class EvalSession:
             return
         if "judge" in metafunc.fixturenames:
             under_test = self.models_for(marker) if "llm" in metafunc.fixturenames else ()
-            from .judge import judge_config_errors
+            from pytest_llmeval.judge.judge import judge_config_errors
 
             self.config_errors.extend(judge_config_errors(self, marker, where, under_test))
         if "llm" in metafunc.fixturenames:
@@ -278,7 +278,7 @@ class EvalSession:
         settings = self.settings
         if settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput"):
             return
-        from .planner import Planner
+        from pytest_llmeval.planning.planner import Planner
 
         self.planner = Planner(self)
         self.config.pluginmanager.register(self.planner, "llmeval-planner")

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from .caller import CACHE_MODES
-from .errors import ConfigError
-from .models import ModelSpec
+from pytest_llmeval.calls.caller import CACHE_MODES
+from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.models import ModelSpec
 
 __all__ = ["Settings", "add_options"]
 
@@ -293,7 +293,7 @@ def _cli_number(value: Any, source: str, kind: type, default: Any, lo: float, hi
 
 
 def _parse_prices(lines: list[str]) -> dict[str, tuple[float, float, float]]:
-    from .pricing import PRICES
+    from pytest_llmeval.calls.pricing import PRICES
 
     prices = dict(PRICES)
     for line in lines:

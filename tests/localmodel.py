@@ -17,7 +17,7 @@ INSTALL = "pip install -e '.[local-server]'"
 
 def require_local_model() -> Path:
     """The SmolLM2 GGUF path; skips (or fails under ``LLMEVAL_REQUIRE_LOCAL=1``) without the extra."""
-    from pytest_llmeval.providers.local_provider import resolve_alias
+    from pytest_llmeval.providers.local import resolve_alias
 
     missing = []
     if importlib.util.find_spec("llama_cpp") is None:

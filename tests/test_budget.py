@@ -7,8 +7,8 @@ import json
 import pytest
 from fakeapi import FakeAPI
 
+from pytest_llmeval.calls.pricing import PRICES, estimate_cost, price_for
 from pytest_llmeval.models import ModelSpec, Usage
-from pytest_llmeval.pricing import PRICES, estimate_cost, price_for
 
 
 # -- the price table ----------------------------------------------------------------------

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from fakeapi import FakeAPI
 
-from pytest_llmeval.callproc import CallProcess, RemoteProvider, remote_capable
+from pytest_llmeval.calls.callproc import CallProcess, RemoteProvider, remote_capable
 from pytest_llmeval.errors import ProviderError
 from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.planner import HELPER_MIN_TESTS
-from pytest_llmeval.providers.anthropic_provider import AnthropicProvider
-from pytest_llmeval.providers.local_provider import LocalProvider
-from pytest_llmeval.providers.openai_provider import OpenAIProvider
+from pytest_llmeval.planning.planner import HELPER_MIN_TESTS
+from pytest_llmeval.providers.anthropic import AnthropicProvider
+from pytest_llmeval.providers.local import LocalProvider
+from pytest_llmeval.providers.openai import OpenAIProvider
 
 MODEL = ["--llmeval-model", "openai:gpt-4o-mini"]
 OPENAI = ModelSpec.parse("openai:gpt-4o-mini")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmeval.cases import CaseFileError, cases, load_cases
+from pytest_llmeval.casefiles import CaseFileError, cases, load_cases
 
 pytest_plugins = ["pytester"]
 
@@ -232,7 +232,7 @@ def test_relative_path_resolves_from_the_calling_module(tmp_path: Path, monkeypa
     write(tmp_path / "data" / "cases.jsonl", '{"id": "in-cwd"}\n')
     write(
         evals / "caller.py",
-        "from pytest_llmeval.cases import cases, load_cases\n"
+        "from pytest_llmeval.casefiles import cases, load_cases\n"
         "PARAMS = cases('data/cases.jsonl')\n"
         "LOADED = load_cases('data/cases.jsonl')\n",
     )
@@ -245,7 +245,8 @@ def test_relative_path_resolves_from_the_calling_module(tmp_path: Path, monkeypa
 def test_relative_path_falls_back_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / "work" / "only-here.jsonl", '{"id": "cwd"}\n')
     write(
-        tmp_path / "evals" / "caller.py", "from pytest_llmeval.cases import cases\nPARAMS = cases('only-here.jsonl')\n"
+        tmp_path / "evals" / "caller.py",
+        "from pytest_llmeval.casefiles import cases\nPARAMS = cases('only-here.jsonl')\n",
     )
     monkeypatch.chdir(tmp_path / "work")
     module = import_module_at(tmp_path / "evals" / "caller.py")
@@ -260,7 +261,7 @@ def test_parametrize_with_cases_gives_ids(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_capitals="""
         import pytest
-        from pytest_llmeval.cases import cases
+        from pytest_llmeval.casefiles import cases
 
         @pytest.mark.parametrize("case", cases("x.jsonl"))
         def test_capital(case):
@@ -277,7 +278,7 @@ def test_malformed_case_file_is_a_collection_error(pytester: pytest.Pytester) ->
     pytester.makepyfile(
         test_capitals="""
         import pytest
-        from pytest_llmeval.cases import cases
+        from pytest_llmeval.casefiles import cases
 
         @pytest.mark.parametrize("case", cases("x.jsonl"))
         def test_capital(case):

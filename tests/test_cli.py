@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fakeapi import FakeAPI
 
-from pytest_llmeval import cli
+from pytest_llmeval.cli import commands as cli
 from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.store import Store, key_for_request
+from pytest_llmeval.store.db import Store, key_for_request
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -338,7 +338,7 @@ def test_finetune_example_with_tools() -> None:
 def test_report_is_wired_to_report_cli(tmp_path: Path) -> None:
     proc = run_cli("report", "--help", cwd=tmp_path)
     try:
-        import pytest_llmeval.report_cli  # noqa: F401
+        import pytest_llmeval.cli.report  # noqa: F401
     except ImportError:
         assert proc.returncode == 2
         assert "the report command is not available" in proc.stderr
@@ -348,6 +348,6 @@ def test_report_is_wired_to_report_cli(tmp_path: Path) -> None:
     missing = run_cli("report", "missing.json", cwd=tmp_path)
     assert missing.returncode == 2 and "missing.json" in missing.stderr
     # The other commands never import it.
-    code = "import sys; from pytest_llmeval import cli; cli.main(['cache', 'stats']); print('report_cli' in str(sys.modules))"
+    code = "import sys; from pytest_llmeval import cli; cli.main(['cache', 'stats']); print('pytest_llmeval.cli.report' in sys.modules)"
     check = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert check.stdout.strip().endswith("False")

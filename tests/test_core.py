@@ -87,7 +87,7 @@ def test_system_prompt_and_params_map_onto_each_api(pytester: pytest.Pytester, f
 
 def test_max_tokens_becomes_max_completion_tokens_only_on_openai_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_llmeval.models import ModelSpec, Request
-    from pytest_llmeval.providers.openai_provider import OpenAIProvider
+    from pytest_llmeval.providers.openai import OpenAIProvider
 
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
@@ -264,7 +264,8 @@ def test_refused_params_never_reach_the_key(pytester: pytest.Pytester, fake_api:
     ],
 )
 def test_a_reply_of_the_wrong_shape_is_a_retryable_provider_error(provider: str, data: Any, why: str) -> None:
-    from pytest_llmeval.providers import anthropic_provider, openai_provider
+    from pytest_llmeval.providers import anthropic as anthropic_provider
+    from pytest_llmeval.providers import openai as openai_provider
     from pytest_llmeval.providers._common import parse_json_reply
 
     module = {"openai": openai_provider, "anthropic": anthropic_provider}[provider]
@@ -275,7 +276,8 @@ def test_a_reply_of_the_wrong_shape_is_a_retryable_provider_error(provider: str,
 
 
 def test_reply_parsing_keeps_text_parts_tools_usage_and_refusals() -> None:
-    from pytest_llmeval.providers import anthropic_provider, openai_provider
+    from pytest_llmeval.providers import anthropic as anthropic_provider
+    from pytest_llmeval.providers import openai as openai_provider
 
     spec = ModelSpec.parse("openai:m")
     data = {

@@ -117,7 +117,7 @@ def test_a_changed_prompt_in_replay_is_an_error_naming_the_test(tmp_path: Path) 
 
 
 def test_the_recording_is_sorted_jsonl_with_valid_keys() -> None:
-    from pytest_llmeval.store import key_for_request
+    from pytest_llmeval.store.db import key_for_request
 
     lines = (EXAMPLES / "recorded_answers.jsonl").read_text(encoding="utf-8").splitlines()
     entries = [json.loads(line) for line in lines]

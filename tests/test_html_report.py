@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fakeapi import FakeAPI
 
-from pytest_llmeval.report_html import case_label, render_html, write_html
+from pytest_llmeval.reports.html.render import case_label, render_html, write_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_BLOCK = re.compile(r'<script type="application/json" id="llmeval-data">(.*?)</script>', re.S)

@@ -19,14 +19,14 @@ import pytest
 from fakeapi import FakeAPI
 
 from pytest_llmeval import Grade, JudgeError
-from pytest_llmeval.judge import (
+from pytest_llmeval.judge.judge import (
     FACTUALITY_CHOICES,
     ReplyProblem,
     build_messages_and_params,
     check_choices,
     parse_reply,
 )
-from pytest_llmeval.judge_templates import BUILTIN
+from pytest_llmeval.judge.templates import BUILTIN
 from pytest_llmeval.models import Completion, ModelSpec, Request, ToolCall
 
 MODES = ["openai", "anthropic", "text"]
@@ -475,7 +475,7 @@ def test_judge_calls_are_cached_and_logged(pytester: pytest.Pytester, fake_api: 
 
 
 def test_template_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_llmeval.judge as judge_module
+    import pytest_llmeval.judge.judge as judge_module
 
     spec = ModelSpec.parse("openai:gpt-4o")
     values = {"output": "Paris", "criteria": "Names Paris", "input": None, "reference": None, "expert": None}
@@ -669,7 +669,7 @@ def test_plugins_register_graders_and_can_replace_builtin_ones(pytester: pytest.
 
 def test_a_bad_grader_name_is_refused() -> None:
     from pytest_llmeval.errors import ConfigError
-    from pytest_llmeval.judge import GraderRegistry
+    from pytest_llmeval.judge.judge import GraderRegistry
 
     registry = GraderRegistry()
     for name in ("with_template", "model", "_private", "not an identifier"):
@@ -764,7 +764,7 @@ def test_judge_error_is_an_llmeval_error() -> None:
 
 def test_judge_output_may_be_a_completion() -> None:
     # The Judge reads .text of a Completion, as the checks do; other types are a TypeError.
-    from pytest_llmeval.judge import _require_text
+    from pytest_llmeval.judge.judge import _require_text
 
     assert _require_text(Completion(text="hi", model="m"), "output", "t") == "hi"
     with pytest.raises(TypeError, match="output must be a str"):
@@ -772,7 +772,7 @@ def test_judge_output_may_be_a_completion() -> None:
 
 
 def test_paths_of_templates_are_read_as_utf8(tmp_path: Path) -> None:
-    from pytest_llmeval.judge import read_template_file
+    from pytest_llmeval.judge.judge import read_template_file
 
     path = tmp_path / "t.txt"
     path.write_text("Évalue {output}", encoding="utf-8")

@@ -26,8 +26,8 @@ import openai  # noqa: F401
 import pytest
 from fakeapi import FakeAPI
 
-import pytest_llmeval.judge as judge_module
-from pytest_llmeval.judge import (
+import pytest_llmeval.judge.judge as judge_module
+from pytest_llmeval.judge.judge import (
     BUILTIN,
     ReplyProblem,
     build_messages_and_params,
@@ -76,7 +76,7 @@ HARMLESS = "Lyon"
 
 
 def unneutralise(text: str) -> str:
-    """The inverse of :func:`pytest_llmeval.judge.neutralise` (entities back to characters)."""
+    """The inverse of :func:`pytest_llmeval.judge.judge.neutralise` (entities back to characters)."""
     for entity, char in (("&#58;", ":"), ("&#61;", "="), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
         text = text.replace(entity, char)
     return text

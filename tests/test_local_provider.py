@@ -20,7 +20,7 @@ from localmodel import require_local_model
 
 from pytest_llmeval.errors import ConfigError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.providers.local_provider import (
+from pytest_llmeval.providers.local import (
     DEFAULT_MAX_TOKENS,
     INSTALL_HINT,
     LocalProvider,
@@ -253,7 +253,7 @@ def test_without_the_extra_the_error_says_what_to_install(tmp_path: Path) -> Non
             sys.meta_path.insert(0, Hide())
             from pytest_llmeval.errors import ProviderError
             from pytest_llmeval.models import ModelSpec, Request
-            from pytest_llmeval.providers.local_provider import LocalProvider
+            from pytest_llmeval.providers.local import LocalProvider
 
             for name in ("local:smollm2", "local:" + sys.argv[1]):
                 spec = ModelSpec.parse(name)

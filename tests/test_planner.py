@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fakeapi import FakeAPI
 
-from pytest_llmeval.progress import Progress
+from pytest_llmeval.planning.progress import Progress
 
 MODEL = ["--llmeval-model", "openai:gpt-4o-mini"]
 
@@ -470,7 +470,7 @@ def test_a_test_planned_alone_is_set_up_afresh_for_its_real_run(pytester: pytest
 
 
 def test_planning_hooks_leave_out_report_only_plugins_and_conftests_of_other_folders(pytester: pytest.Pytester) -> None:
-    from pytest_llmeval.planner import _planning_hooks
+    from pytest_llmeval.planning.planner import _planning_hooks
 
     pytester.makeconftest("def pytest_runtest_setup(item): pass")
     sub = pytester.mkpydir("sub")
@@ -559,7 +559,7 @@ def test_in_a_terminal_a_progress_line_shows_the_calls_in_flight(pytester: pytes
 
 
 def test_stopping_early_drops_the_calls_not_made_yet(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
-    from pytest_llmeval.planner import HELPER_MIN_TESTS
+    from pytest_llmeval.planning.planner import HELPER_MIN_TESTS
 
     fake_api.latency = 0.3
     pytester.makepyfile(

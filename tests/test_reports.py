@@ -18,10 +18,10 @@ import xmlschema
 from fakeapi import FakeAPI
 from test_gate import OPENAI, TWO_MODELS, case_number, read_json, script, write_eval
 
-from pytest_llmeval.report_cli import add_report_parser, run_report
-from pytest_llmeval.report_junit import render_junit, xml_safe
-from pytest_llmeval.report_markdown import md_cell, render_markdown
-from pytest_llmeval.results import ResultsFileError, aggregate, build_results, load_results
+from pytest_llmeval.cli.report import add_report_parser, run_report
+from pytest_llmeval.gate.results import ResultsFileError, aggregate, build_results, load_results
+from pytest_llmeval.reports.junit import render_junit, xml_safe
+from pytest_llmeval.reports.markdown import md_cell, render_markdown
 
 DATA = Path(__file__).parent / "data"
 
@@ -222,7 +222,7 @@ def test_junit_grade_properties_are_shortened_and_safe(junit_properties_schema: 
 
 
 def test_json_keeps_lone_surrogates_and_reads_back(tmp_path: Path) -> None:
-    from pytest_llmeval.results import write_json
+    from pytest_llmeval.gate.results import write_json
 
     write_json(synthetic_results(), tmp_path / "r.json")
     assert load_results(tmp_path / "r.json")["cases"][0]["output"] == "out \ud800 \x00 ]]>"

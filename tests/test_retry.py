@@ -8,9 +8,9 @@ import time
 import pytest
 from fakeapi import FakeAPI
 
+from pytest_llmeval.calls.ratelimit import AdaptiveLimiter
+from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
 from pytest_llmeval.errors import ProviderError
-from pytest_llmeval.ratelimit import AdaptiveLimiter
-from pytest_llmeval.retry import RetryPolicy, call_with_retries
 
 MODEL = ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-concurrency", "0"]
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from pytest_llmeval.stats import (
+from pytest_llmeval.gate.stats import (
     Z95,
     binomial_tail,
     mcnemar_exact,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.store import (
+from pytest_llmeval.store.db import (
     MIGRATIONS,
     REDACTED,
     Store,
@@ -169,7 +169,7 @@ def test_without_repair_a_damaged_file_is_an_error_and_untouched(tmp_path: Path)
 
 REPAIR_RACE = """
 import sys, time, warnings
-from pytest_llmeval.store import Store
+from pytest_llmeval.store.db import Store
 deadline = float(sys.argv[2])
 while time.time() < deadline:
     pass

@@ -13,9 +13,9 @@ from typing import Any
 # A plain ``pytest_*`` function is a hook implementation for pytest's plugin manager; no
 # decorator, so that the call helper process (callproc.py) can import this without pytest.
 def pytest_llmeval_register_providers(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    from .anthropic_provider import AnthropicProvider
-    from .local_provider import LocalProvider
-    from .openai_provider import OpenAIProvider
+    from pytest_llmeval.providers.anthropic import AnthropicProvider
+    from pytest_llmeval.providers.local import LocalProvider
+    from pytest_llmeval.providers.openai import OpenAIProvider
 
     register("openai", OpenAIProvider)
     register("anthropic", AnthropicProvider)

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ProviderError
-from ..models import ModelSpec
+from pytest_llmeval.errors import ProviderError
+from pytest_llmeval.models import ModelSpec
 
 _TRANSPORT_ERRORS = frozenset({"ReadError", "WriteError", "RemoteProtocolError", "LocalProtocolError", "NetworkError"})
 

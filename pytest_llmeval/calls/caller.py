@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
-from .models import Completion, ModelSpec, Request, Usage, canonical_json
-from .pricing import estimate_cost, price_for
-from .ratelimit import RateLimiters
-from .recording import CallInfo, record_call
-from .registry import ProviderRegistry
-from .retry import RetryPolicy, call_with_retries
+from pytest_llmeval.calls.pricing import estimate_cost, price_for
+from pytest_llmeval.calls.ratelimit import RateLimiters
+from pytest_llmeval.calls.registry import ProviderRegistry
+from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
+from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
+from pytest_llmeval.models import Completion, ModelSpec, Request, Usage, canonical_json
+from pytest_llmeval.recording import CallInfo, record_call
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from .store import Store
+    from pytest_llmeval.store.db import Store
 
 __all__ = ["Caller", "CACHE_MODES"]
 
@@ -68,8 +68,8 @@ class Caller:
     - ``off``: calls every request once in this run and stores nothing.
     The store is opened on the first call, so a run without evals never touches the disk.
 
-    Every provider call goes through one :class:`~pytest_llmeval.ratelimit.AdaptiveLimiter`
-    per endpoint and :func:`~pytest_llmeval.retry.call_with_retries`, and is admitted by the
+    Every provider call goes through one :class:`~pytest_llmeval.calls.ratelimit.AdaptiveLimiter`
+    per endpoint and :func:`~pytest_llmeval.calls.retry.call_with_retries`, and is admitted by the
     ``--llmeval-max-cost`` budget first. While :attr:`planning` is set (the planning pass of
     planner.py), :meth:`call` answers what it can and stops the test at the first miss;
     :meth:`prefetch` then fetches those misses from worker threads.
@@ -134,7 +134,7 @@ class Caller:
     def store(self) -> Store:
         with self._store_lock:
             if self._store is None:
-                from .store import Store  # lazy: sqlite3 is paid only by runs with evals
+                from pytest_llmeval.store.db import Store  # lazy: sqlite3 is paid only by runs with evals
 
                 self._store = Store(self.store_path)
                 self._store.start_run(self.run_id, cache_mode=self.mode, args=self.run_args)
@@ -297,7 +297,7 @@ class Caller:
         provider = self.registry.get(request.model)
         if self._call_process is None:
             return provider
-        from .callproc import RemoteProvider, remote_capable
+        from pytest_llmeval.calls.callproc import RemoteProvider, remote_capable
 
         with self._remote_lock:
             remote = self._remote.get(str(request.model))
@@ -312,7 +312,7 @@ class Caller:
         the first of them and imports the SDKs of ``models`` at once."""
         if not self.use_call_process or self.closed:
             return
-        from .callproc import CallProcess, remote_capable
+        from pytest_llmeval.calls.callproc import CallProcess, remote_capable
 
         with self._remote_lock:
             if self._call_process is None:
@@ -397,7 +397,7 @@ class Caller:
                     raise BudgetExceededError(
                         f"--llmeval-max-cost {self.max_cost:g} USD reached: the estimated spend of this run is "
                         f"{self.stats.cost_usd:.4f} USD, so the call to {request.model}{where} was not made "
-                        "(prices are estimates: pytest_llmeval.pricing, ini option llmeval_prices)"
+                        "(prices are estimates: pytest_llmeval.calls.pricing, ini option llmeval_prices)"
                     )
                 total, count = self._model_costs.get(model, (0.0, 0))
                 guess = total / count if count else 0.0
@@ -447,7 +447,7 @@ class Caller:
         cost: float = 0.0,
         error: str | None = None,
     ) -> None:
-        from .store import now_iso
+        from pytest_llmeval.store.db import now_iso
 
         usage = (response or {}).get("usage") or {}
         self.store.log_call(

@@ -3,7 +3,7 @@
 A grader template is plain text with placeholders: ``{output}`` (required), ``{input}``,
 ``{criteria}``, ``{reference}``, ``{expert}`` and ``{choices}``; ``{{`` and ``}}`` are
 literal braces. Every placeholder but ``{choices}`` becomes a delimited data block (see
-:mod:`pytest_llmeval.judge`); a paragraph that uses an optional value the test did not
+:mod:`pytest_llmeval.judge.judge`); a paragraph that uses an optional value the test did not
 give is left out. Users replace a template per grader with ``judge.with_template(...)``
 or a ``<grader>.txt`` file in the directory named by the ini option
 ``llmeval_judge_templates``.

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .results import ResultsFileError, aggregate, load_results
+from pytest_llmeval.gate.results import ResultsFileError, aggregate, load_results
 
 __all__ = ["add_report_parser", "run_report", "rebaseline"]
 
@@ -51,7 +51,7 @@ def rebaseline(results: dict[str, Any], baseline: dict[str, Any], *, alpha: floa
     Problems of the original run that are not about evals (non-eval failures, an
     interrupted run) are kept as reasons.
     """
-    from .gate import compare_baseline, decide
+    from pytest_llmeval.gate.gate import compare_baseline, decide
 
     out = copy.deepcopy(results)
     evals = aggregate(out["cases"])
@@ -64,7 +64,7 @@ def rebaseline(results: dict[str, Any], baseline: dict[str, Any], *, alpha: floa
 
 def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run the ``report`` command with parsed ``args``; returns the exit status."""
-    from .summary import summary_lines
+    from pytest_llmeval.reports.terminal import summary_lines
 
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -93,17 +93,19 @@ def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr
 
     try:
         if getattr(args, "markdown", None):
-            from .report_markdown import render_markdown
+            from pytest_llmeval.reports.markdown import render_markdown
 
             path = Path(args.markdown)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render_markdown(results), encoding="utf-8")
         if getattr(args, "json", None):
-            from .results import write_json
+            from pytest_llmeval.gate.results import write_json
 
             write_json(results, Path(args.json))
         if getattr(args, "html", None):
-            from .report_html import write_html  # the HTML report module, imported only when asked
+            from pytest_llmeval.reports.html.render import (
+                write_html,  # the HTML report module, imported only when asked
+            )
 
             path = Path(args.html)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +117,7 @@ def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m pytest_llmeval.report_cli``), for when the main
+    """Stand-alone entry point (``python -m pytest_llmeval.cli.report``), for when the main
     CLI is not available."""
     parser = argparse.ArgumentParser(prog="pytest_llmeval")
     sub = parser.add_subparsers(dest="command", required=True)

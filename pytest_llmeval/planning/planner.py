@@ -50,8 +50,8 @@ import pytest
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from .models import Request
-    from .plugin import EvalSession
+    from pytest_llmeval.models import Request
+    from pytest_llmeval.plugin import EvalSession
 
 __all__ = ["Planner"]
 
@@ -70,7 +70,7 @@ class _Miss:
 
 @dataclass
 class _ItemPlan:
-    """The :class:`pytest_llmeval.caller.PlanningContext` of one planning run of one test."""
+    """The :class:`pytest_llmeval.calls.caller.PlanningContext` of one planning run of one test."""
 
     answered: int = 0
     in_setup: bool = False
@@ -156,7 +156,7 @@ class Planner:
         return True
 
     def _should_plan(self, item: pytest.Item) -> bool:
-        from .plugin import CASE_KEY
+        from pytest_llmeval.plugin import CASE_KEY
 
         if CASE_KEY not in item.stash:
             return False
@@ -183,7 +183,7 @@ class Planner:
 
     # -- one generation ------------------------------------------------------------------
     def _generation(self, anchor: pytest.Item, after_anchor: pytest.Item | None) -> None:
-        from .plugin import CASE_KEY
+        from pytest_llmeval.plugin import CASE_KEY
 
         session = anchor.session
         items = session.items
@@ -304,7 +304,7 @@ class Planner:
     def _wait(self, futures: dict[str, Future[bool]], stream: TextIO) -> None:
         from concurrent.futures import wait
 
-        from .progress import Progress
+        from pytest_llmeval.planning.progress import Progress
 
         stats = self.caller.stats
         retries0, cost0 = stats.retries, stats.cost_usd

@@ -67,8 +67,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LLMEvalError
-from .stats import pass_at_k, pass_hat_k, percentile, wilson_interval
+from pytest_llmeval.errors import LLMEvalError
+from pytest_llmeval.gate.stats import pass_at_k, pass_hat_k, percentile, wilson_interval
 
 __all__ = [
     "SCHEMA",

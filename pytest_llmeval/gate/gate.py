@@ -19,11 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .results import EvalResult, ResultsFileError, aggregate, build_results, load_results, set_verdict, sort_cases
-from .stats import mcnemar_exact
+from pytest_llmeval.gate.results import (
+    EvalResult,
+    ResultsFileError,
+    aggregate,
+    build_results,
+    load_results,
+    set_verdict,
+    sort_cases,
+)
+from pytest_llmeval.gate.stats import mcnemar_exact
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from pytest_llmeval.settings import Settings
 
 __all__ = ["RunGate", "compare_baseline", "decide", "regression_line"]
 
@@ -230,7 +238,7 @@ class RunGate:
 
     def _write_reports(self, results: dict[str, Any]) -> list[str]:
         """Write every requested report; a failure is a reason the run fails, not a crash."""
-        from .results import write_json
+        from pytest_llmeval.gate.results import write_json
 
         s = self.settings
         errors: list[str] = []
@@ -253,26 +261,26 @@ class RunGate:
         """The summary table, the baseline flips and the verdict, at the end of the run."""
         if self.results is None or (not self.results["cases"] and not self.results["evals"]):
             return
-        from .summary import write_summary
+        from pytest_llmeval.reports.terminal import write_summary
 
         write_summary(terminalreporter, self.results)
 
 
 def _write_junit(results: dict[str, Any], path: Path) -> None:
-    from .report_junit import write_junit
+    from pytest_llmeval.reports.junit import write_junit
 
     write_junit(results, path)
 
 
 def _write_markdown(results: dict[str, Any], path: Path) -> None:
-    from .report_markdown import render_markdown
+    from pytest_llmeval.reports.markdown import render_markdown
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_markdown(results), encoding="utf-8")
 
 
 def _write_html(results: dict[str, Any], path: Path, baseline: dict[str, Any] | None) -> None:
-    from .report_html import write_html  # written by the HTML report; imported only when asked
+    from pytest_llmeval.reports.html.render import write_html  # written by the HTML report; imported only when asked
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_html(results, path, baseline)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from .errors import ProviderError
+from pytest_llmeval.errors import ProviderError
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ class RetryPolicy:
 
 
 class Gate(Protocol):
-    """Admission control around each attempt (see :class:`pytest_llmeval.ratelimit.AdaptiveLimiter`)."""
+    """Admission control around each attempt (see :class:`pytest_llmeval.calls.ratelimit.AdaptiveLimiter`)."""
 
     def acquire(self) -> float:
         """Block until an attempt may start; return a token handed back below."""

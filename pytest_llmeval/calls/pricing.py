@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .models import ModelSpec, Usage
+from pytest_llmeval.models import ModelSpec, Usage
 
 __all__ = ["PRICES", "price_for", "estimate_cost"]
 

@@ -38,15 +38,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import ConfigError, JudgeError
-from .judge_templates import BUILTIN, OUTPUT_INSTRUCTIONS, PROMPT_VERSION, SYSTEM, TOOL_NAME
-from .llm import LLM
-from .models import Completion, ModelSpec, canonical_json
-from .recording import record_result
+from pytest_llmeval.errors import ConfigError, JudgeError
+from pytest_llmeval.judge.templates import BUILTIN, OUTPUT_INSTRUCTIONS, PROMPT_VERSION, SYSTEM, TOOL_NAME
+from pytest_llmeval.llm import LLM
+from pytest_llmeval.models import Completion, ModelSpec, canonical_json
+from pytest_llmeval.recording import record_result
 
 if TYPE_CHECKING:
-    from .caller import Caller
-    from .marker import EvalMarker
+    from pytest_llmeval.calls.caller import Caller
+    from pytest_llmeval.marker import EvalMarker
 
 __all__ = [
     "Grade",

@@ -7,9 +7,15 @@ import os
 import threading
 from typing import Any
 
-from ..errors import ProviderError
-from ..models import ModelSpec, Request
-from ._common import content_text, parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
+from pytest_llmeval.errors import ProviderError
+from pytest_llmeval.models import ModelSpec, Request
+from pytest_llmeval.providers._common import (
+    content_text,
+    parse_json_reply,
+    sdk_parameters,
+    split_extra,
+    translate_sdk_error,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -40,7 +40,7 @@ def _rate(x: float | None) -> str:
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    """The Markdown text of ``results`` (a results document, see :mod:`pytest_llmeval.results`)."""
+    """The Markdown text of ``results`` (a results document, see :mod:`pytest_llmeval.gate.results`)."""
     out: list[str] = []
     passed = bool(results.get("passed"))
     out.append(f"## {'✅' if passed else '❌'} pytest-llmeval: {'passed' if passed else 'failed'}")

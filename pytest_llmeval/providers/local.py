@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ProviderError
-from ..models import ModelSpec, Request
+from pytest_llmeval.errors import ConfigError, ProviderError
+from pytest_llmeval.models import ModelSpec, Request
 
 __all__ = [
     "LocalProvider",

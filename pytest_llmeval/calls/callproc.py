@@ -5,7 +5,7 @@ and half a second or more on their import. In the pytest process that CPU compet
 one GIL, with the planning runs and with the other calls in flight, so a concurrent run
 would be CPU-bound long before it is bound by the API. A planning pass over many tests
 (planner.HELPER_MIN_TESTS) therefore starts one helper process (``python -m
-pytest_llmeval.callproc``), and from then on the run's calls to ``openai`` and
+pytest_llmeval.calls.callproc``), and from then on the run's calls to ``openai`` and
 ``anthropic`` go through it: the pytest process keeps everything else (cache, call log,
 budget, rate limits, retries: the helper makes single attempts), and only the SDK work
 moves out. The pytest process then never imports the SDKs.
@@ -34,8 +34,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import ProviderError
-from .models import ModelSpec, Request, canonical_json
+from pytest_llmeval.errors import ProviderError
+from pytest_llmeval.models import ModelSpec, Request, canonical_json
 
 __all__ = ["CallProcess", "RemoteProvider", "remote_capable"]
 
@@ -45,8 +45,8 @@ _GRACE_S = 30.0
 
 
 def _builtin_classes() -> dict[str, type]:
-    from .providers.anthropic_provider import AnthropicProvider
-    from .providers.openai_provider import OpenAIProvider
+    from pytest_llmeval.providers.anthropic import AnthropicProvider
+    from pytest_llmeval.providers.openai import OpenAIProvider
 
     return {"openai": OpenAIProvider, "anthropic": AnthropicProvider}
 
@@ -87,7 +87,7 @@ class CallProcess:
         return self._dead
 
     def _argv(self) -> list[str]:
-        return [sys.executable, "-m", "pytest_llmeval.callproc", str(self.concurrency)]
+        return [sys.executable, "-m", "pytest_llmeval.calls.callproc", str(self.concurrency)]
 
     def _ensure_started(self) -> subprocess.Popen[bytes]:
         # Called with self._lock held.
@@ -204,7 +204,7 @@ class CallProcess:
         proc = self._proc
         code = proc.poll() if proc is not None else None
         tail = b"".join(self._stderr).decode("utf-8", "replace").strip()
-        text = f"the call helper process (python -m pytest_llmeval.callproc) ended with exit code {code}"
+        text = f"the call helper process (python -m pytest_llmeval.calls.callproc) ended with exit code {code}"
         return text + (f": {tail[-1500:]}" if tail else "")
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """The terminal summary: one row per eval and model, the baseline diff, and the verdict.
 
-Rendered from the results document (see :mod:`pytest_llmeval.results`), so the pytest run
+Rendered from the results document (see :mod:`pytest_llmeval.gate.results`), so the pytest run
 and ``python -m pytest_llmeval report`` print the same thing. Rows fit in 120 columns.
 Verbosity: ``-qq`` prints the verdict only, ``-q`` the table and the verdict, the default
 adds the baseline flips (20 each way), repeats and run tallies; ``-v`` lists every flip.

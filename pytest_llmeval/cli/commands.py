@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .store import Store, StoreError, to_iso_utc
+from pytest_llmeval.store.db import Store, StoreError, to_iso_utc
 
 __all__ = ["main", "build_parser"]
 
@@ -130,12 +130,12 @@ def build_parser(*, report: Any = None) -> argparse.ArgumentParser:
 
 def _load_report_cli() -> Any:
     try:
-        from . import report_cli
+        from pytest_llmeval.cli import report as report_cli
     except ImportError as exc:
-        if exc.name not in ("pytest_llmeval.report_cli", None):
+        if exc.name not in ("pytest_llmeval.cli.report", None):
             raise
         raise CliError(
-            "the report command is not available in this installation (pytest_llmeval.report_cli is missing)", 2
+            "the report command is not available in this installation (pytest_llmeval.cli.report is missing)", 2
         ) from None
     return report_cli
 
@@ -353,7 +353,7 @@ def finetune_example(request: dict[str, Any], response: dict[str, Any]) -> dict[
     example: dict[str, Any] = {"messages": [*messages, answer]}
     tools = (request.get("params") or {}).get("tools")
     if tools:
-        from .providers.openai_provider import _openai_tool  # the neutral -> OpenAI tool shape
+        from pytest_llmeval.providers.openai import _openai_tool  # the neutral -> OpenAI tool shape
 
         example["tools"] = [_openai_tool(t) for t in tools]
     return example

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigError
-from .models import ModelSpec
+from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.models import ModelSpec
 
 __all__ = ["ProviderRegistry"]
 

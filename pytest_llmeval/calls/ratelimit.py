@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import ProviderError
+from pytest_llmeval.errors import ProviderError
 
 __all__ = ["AdaptiveLimiter", "RateLimiters"]
 
@@ -26,7 +26,7 @@ _OVERLOAD = frozenset({503, 529})
 
 
 class AdaptiveLimiter:
-    """Admission control for one endpoint (a :class:`pytest_llmeval.retry.Gate`)."""
+    """Admission control for one endpoint (a :class:`pytest_llmeval.calls.retry.Gate`)."""
 
     def __init__(self, max_concurrency: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_concurrency = max(1, max_concurrency)

@@ -6,9 +6,9 @@ import os
 import threading
 from typing import Any
 
-from ..errors import ConfigError, ProviderError
-from ..models import ModelSpec, Request
-from ._common import parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
+from pytest_llmeval.errors import ConfigError, ProviderError
+from pytest_llmeval.models import ModelSpec, Request
+from pytest_llmeval.providers._common import parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The Messages API requires max_tokens; this is used when the test does not set one.
