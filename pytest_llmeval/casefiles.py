@@ -65,7 +65,7 @@ def cases(path: str | os.PathLike[str], *, id_field: str | None = "id") -> list[
     loaded = _load(resolved)
     params = []
     seen: dict[str, _Case] = {}
-    import pytest  # here: the call helper process (callproc.py) imports this package, not pytest
+    import pytest  # here, not at module level: pytest_llmeval/__init__ imports this module
 
     for case in loaded:
         case_id = _case_id(case, resolved, id_field)

@@ -161,7 +161,6 @@ class EvalSession:
             prices=settings.prices,
             max_cost=settings.max_cost,
             concurrency=settings.concurrency,
-            use_call_process=settings.call_process,
         )
         # True while the planner runs a test body for planning: nothing of it is reported.
         self.planning = False

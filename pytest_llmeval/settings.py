@@ -139,13 +139,6 @@ def add_options(parser: pytest.Parser) -> None:
         help="Model calls made at once (0 turns the planning pass off). Default: 8.",
     )
     add(
-        "--llmeval-no-call-process",
-        dest="llmeval_no_call_process",
-        action="store_true",
-        default=None,
-        help="Make every model call in the pytest process, never in a helper process (see README).",
-    )
-    add(
         "--llmeval-max-cost",
         dest="llmeval_max_cost",
         default=None,
@@ -169,8 +162,6 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
     parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
-    parser.addini("llmeval_call_process", "Large planning passes make OpenAI/Anthropic calls in a helper process.",
-                  type="bool", default=True)  # fmt: skip
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
@@ -200,7 +191,6 @@ class Settings:
     prices: dict[str, tuple[float, float, float]]
     allow_self_judge: bool = False
     judge_templates: Path | None = None
-    call_process: bool = True
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -279,7 +269,6 @@ class Settings:
             prices=_parse_prices(ini("llmeval_prices")),
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
-            call_process=not opt("llmeval_no_call_process") and bool(ini("llmeval_call_process")),
         )
 
 

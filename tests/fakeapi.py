@@ -153,6 +153,9 @@ class FakeAPI:
         self._rate: tuple[float, list[str], random.Random, float | None] | None = None
         self._conns: set[socket.socket] = set()
         self._server: _Server | None = None
+        self._in_flight = 0
+        #: The most requests that were being handled at one moment (concurrency, without a clock).
+        self.peak_in_flight = 0
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeAPI:
@@ -262,6 +265,7 @@ class FakeAPI:
             self._requests.clear()
             self._rate = None
             self.latency = 0.0
+            self.peak_in_flight = 0
 
     # ----- request handling ------------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -269,6 +273,16 @@ class FakeAPI:
             (self._conns.add if add else self._conns.discard)(conn)
 
     def _handle(self, h: _Handler, raw: bytes | None) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            self._handle_one(h, raw)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _handle_one(self, h: _Handler, raw: bytes | None) -> None:
         path = h.path.split("?", 1)[0].rstrip("/")
         headers = {k.lower(): v for k, v in h.headers.items()}
         provider = MODEL_PATHS.get(path) or ("anthropic" if "anthropic-version" in headers else "openai")

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -66,9 +65,7 @@ def outcomes(stdout: str) -> dict[str, str]:
 
 
 def test_examples_replay_offline_without_the_model(tmp_path: Path) -> None:
-    started = time.monotonic()
     proc = run_examples(tmp_path, "--llmeval-cache=replay", "--llmeval-json", str(tmp_path / "results.json"))
-    elapsed = time.monotonic() - started
     out = proc.stdout + proc.stderr
     assert "IMPORT ATTEMPTS: []" in proc.stdout, out[-3000:]
     assert proc.returncode == 0, out[-5000:]  # every gate holds on the recorded answers
@@ -88,7 +85,6 @@ def test_examples_replay_offline_without_the_model(tmp_path: Path) -> None:
         assert len([t for t in seen if t.split("[")[0].endswith(name)]) == count, (name, sorted(seen))
     # Two models in test_models.py: the embedded one and the llama.cpp server.
     assert any("[openai:smollm2@http://127.0.0.1:8765/v1-" in t for t in seen)
-    assert elapsed < 120, f"replaying the examples took {elapsed:.0f}s"  # sanity bound; it takes seconds
 
 
 def test_examples_default_mode_needs_no_model_when_recorded(tmp_path: Path) -> None:

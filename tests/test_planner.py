@@ -559,21 +559,19 @@ def test_in_a_terminal_a_progress_line_shows_the_calls_in_flight(pytester: pytes
 
 
 def test_stopping_early_drops_the_calls_not_made_yet(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
-    from pytest_llmeval.planning.planner import HELPER_MIN_TESTS
-
-    fake_api.latency = 0.3
+    # A latency far above the time pytest needs to stop after the first failure, so that
+    # the count below does not depend on how loaded the machine is.
+    fake_api.latency = 1.0
     pytester.makepyfile(
-        f"""
+        """
         import pytest
 
-        @pytest.mark.parametrize("i", range({HELPER_MIN_TESTS}))
+        @pytest.mark.parametrize("i", range(32))
         def test_case(llm, i):
-            assert llm(f"q{{i}}") == "something else"
+            assert llm(f"q{i}") == "something else"
         """
     )
-    started = time.perf_counter()
     result = pytester.runpytest_subprocess(*MODEL, "--llmeval-concurrency", "2", "-x")
     result.assert_outcomes(failed=1)
     # -x after the first answer: two calls in flight at most, the queued ones never made.
     assert fake_api.count() <= 4
-    assert time.perf_counter() - started < HELPER_MIN_TESTS * 0.3 / 2

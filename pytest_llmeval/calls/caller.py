@@ -88,7 +88,6 @@ class Caller:
         prices: dict[str, tuple[float, float, float]] | None = None,
         max_cost: float | None = None,
         concurrency: int = 8,
-        use_call_process: bool = True,
     ) -> None:
         self.registry = registry
         self.store_path = store_path
@@ -120,12 +119,6 @@ class Caller:
         self._probing: dict[str, int] = {}  # model -> calls in flight while its cost is unknown
         # Calls the planning pass has in flight: a test that needs one waits for it.
         self._inflight: dict[str, Future[bool]] = {}
-        # Calls to built-in HTTP providers go through a helper process (callproc.py) once the
-        # planning pass has started it (start_call_process), unless disabled.
-        self.use_call_process = use_call_process
-        self._call_process: Any = None
-        self._remote: dict[str, Any] = {}
-        self._remote_lock = threading.Lock()
         self.closed = False
         self._closing = threading.Lock()  # close() against a late answer being stored
 
@@ -146,11 +139,9 @@ class Caller:
 
     def close(self) -> None:
         """End the run's calls: none is made or retried from now on (calls still in flight
-        end by their timeout, or at once when made by the helper) and nothing more is stored."""
+        end by their timeout) and nothing more is stored."""
         with self._closing:
             self.closed = True
-        if self._call_process is not None:
-            self._call_process.close()
         if self._store is not None:
             self._store.finish_run(self.run_id)
             self._store.close()
@@ -288,38 +279,7 @@ class Caller:
         self._inflight.pop(key, None)
 
     def _provider(self, request: Request) -> Any:
-        """The provider for ``request``: the helper process's stand-in once the helper runs.
-
-        The planning pass starts the helper (:meth:`start_call_process`); from then on every
-        call to a built-in HTTP provider goes through it, so this process need not import
-        the SDK at all.
-        """
-        provider = self.registry.get(request.model)
-        if self._call_process is None:
-            return provider
-        from pytest_llmeval.calls.callproc import RemoteProvider, remote_capable
-
-        with self._remote_lock:
-            remote = self._remote.get(str(request.model))
-            if remote is None:
-                if not remote_capable(provider):
-                    return provider
-                remote = self._remote[str(request.model)] = RemoteProvider(provider, self._call_process)
-            return remote
-
-    def start_call_process(self, models: list[ModelSpec]) -> None:
-        """From now on, calls go through the helper process (unless disabled); it starts with
-        the first of them and imports the SDKs of ``models`` at once."""
-        if not self.use_call_process or self.closed:
-            return
-        from pytest_llmeval.calls.callproc import CallProcess, remote_capable
-
-        with self._remote_lock:
-            if self._call_process is None:
-                self._call_process = CallProcess(self.limiters.max_concurrency)
-            process = self._call_process
-        providers = [self.registry.get(m) for m in models]
-        process.warm([(str(p.spec), p.endpoint) for p in providers if remote_capable(p)])
+        return self.registry.get(request.model)
 
     def answerable(self, request: Request) -> bool:
         """Whether a :meth:`call` of ``request`` now ends without calling a model."""

@@ -11,8 +11,6 @@ remaining eval tests once *for planning* before they run for real:
    never runs during planning.
 2. Recorded requests go out at once, ``--llmeval-concurrency`` at a time, into the cache
    (or the run's memory under ``--llmeval-cache=refresh|off``), while planning goes on.
-   Calls to the built-in HTTP providers are made by a helper process (callproc.py), so the
-   SDKs' CPU work runs on another core than pytest's.
 3. The tests then run for real and read their answers; a test whose answer is still in
    flight waits for that one answer (in a terminal, a progress line is drawn until all
    answers are in first).
@@ -57,9 +55,6 @@ __all__ = ["Planner"]
 
 # Generations per run: a test needing more dependent calls than this makes the rest live.
 MAX_GENERATIONS = 16
-# A planning pass over at least this many eval tests starts the call helper process
-# (callproc.py). Below it, a second process and its SDK import cost more than they save.
-HELPER_MIN_TESTS = 32
 
 
 @dataclass
@@ -195,10 +190,6 @@ class Planner:
         if not batch:
             return
         self.stats.generations += 1
-        if len(batch) >= HELPER_MIN_TESTS:
-            # Enough calls to be worth a second process: the SDKs' CPU work moves off this one.
-            models = {info.model for it in batch if (info := it.stash[CASE_KEY]).model is not None}
-            self.caller.start_call_process(sorted(models, key=str))
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llmeval-call")
