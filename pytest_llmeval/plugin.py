@@ -1,52 +1,29 @@
-"""Wiring: options, the marker, fixtures and the per-run state object.
+"""Wiring: the plugin's module-level hooks and its fixtures, nothing else.
 
-Module-level hooks stay thin: ``pytest_configure`` builds one :class:`EvalSession`, keeps
-it under a ``StashKey`` and registers it as a plugin; everything stateful lives there.
+Module-level hooks stay thin: ``pytest_configure`` builds one
+:class:`~pytest_llmeval.session.EvalSession`, keeps it under a ``StashKey`` and registers it
+as a plugin; ``pytest_unconfigure`` removes it. Everything stateful lives there.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_llmeval import hookspecs
-from pytest_llmeval.calls.caller import Caller
-from pytest_llmeval.calls.registry import ProviderRegistry
-from pytest_llmeval.calls.retry import RetryPolicy
-from pytest_llmeval.errors import ConfigError, LLMEvalError
-from pytest_llmeval.gate.gate import RunGate
+from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.keys import CASE_KEY, SESSION_KEY
 from pytest_llmeval.llm import LLM
 from pytest_llmeval.marker import MARKER_HELP, EvalMarker
 from pytest_llmeval.models import ModelSpec
-from pytest_llmeval.recording import CaseRecord, reset_current, set_current
+from pytest_llmeval.session import EvalSession
 from pytest_llmeval.settings import Settings, add_options
 
 if TYPE_CHECKING:
-    from pytest_llmeval.judge.judge import GraderRegistry, Judge
+    from pytest_llmeval.judge import Judge
 
-__all__ = ["EvalSession", "SESSION_KEY"]
-
-MODEL_ARG = "_llmeval_model"
-SAMPLE_ARG = "_llmeval_sample"
-
-
-@dataclass
-class CaseInfo:
-    """What the plugin knows about one collected eval item."""
-
-    eval_id: str
-    model: ModelSpec | None
-    sample: int
-    marker: EvalMarker | None
-    record: CaseRecord = field(default_factory=lambda: CaseRecord(nodeid=""))
-
-
-SESSION_KEY = pytest.StashKey["EvalSession"]()
-CASE_KEY = pytest.StashKey[CaseInfo]()
+__all__ = ["llm", "judge"]
 
 
 # -- module-level hooks -------------------------------------------------------------------
@@ -135,267 +112,3 @@ def judge(request: pytest.FixtureRequest) -> Judge:
     info = request.node.stash.get(CASE_KEY, None)
     marker = info.marker if info else EvalMarker.from_node(request.node, request.node.nodeid)
     return make_judge(session, request.node.nodeid, marker, info.model if info else None)
-
-
-# -- the run ------------------------------------------------------------------------------
-class EvalSession:
-    """State of one pytest run: settings, providers, the caller, collected case results."""
-
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        self.config = config
-        self.settings = settings
-        self.registry = ProviderRegistry()
-        # Historic: providers registered by conftest files loaded later still get the call.
-        config.hook.pytest_llmeval_register_providers.call_historic(kwargs={"register": self.registry.register})
-        self._graders: GraderRegistry | None = None
-        workerinput = getattr(config, "workerinput", None)
-        self.run_id: str = (workerinput or {}).get("llmeval_run_id") or os.urandom(16).hex()
-        self.caller = Caller(
-            registry=self.registry,
-            store_path=settings.cache_path,
-            mode=settings.cache_mode,
-            timeout_s=settings.timeout_s,
-            retry=RetryPolicy(max_retries=settings.retries, timeout_s=settings.timeout_s),
-            run_id=self.run_id,
-            run_args=list(config.invocation_params.args),
-            prices=settings.prices,
-            max_cost=settings.max_cost,
-            concurrency=settings.concurrency,
-        )
-        # True while the planner runs a test body for planning: nothing of it is reported.
-        self.planning = False
-        self.planner: Any = None  # registered once evals are collected (see _start_planner)
-        self.config_errors: list[str] = []
-        self.cases: list[dict[str, Any]] = []
-        self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
-        if config.pluginmanager.hasplugin("xdist"):
-            from pytest_llmeval.xdist import XdistHooks
-
-            config.pluginmanager.register(XdistHooks(self), "llmeval-xdist")
-
-    @property
-    def graders(self) -> GraderRegistry:
-        """Graders by name, made on first use: a run without judged evals never imports the judge."""
-        if self._graders is None:
-            from pytest_llmeval.judge import judge as builtin_graders
-
-            pluginmanager = self.config.pluginmanager
-            if not pluginmanager.is_registered(builtin_graders):
-                pluginmanager.register(builtin_graders, "llmeval-builtin-graders")
-            self._graders = builtin_graders.GraderRegistry()
-            # Historic: graders of plugins registered later still reach the registry.
-            self.config.hook.pytest_llmeval_register_graders.call_historic(kwargs={"register": self._graders.register})
-        return self._graders
-
-    def close(self) -> None:
-        if self.planner is not None:
-            self.planner.close()
-        self.caller.close()
-        if self.planner is not None and self.config.pluginmanager.is_registered(self.planner):
-            self.config.pluginmanager.unregister(self.planner)
-
-    # -- model resolution -----------------------------------------------------------------
-    def models_for(self, marker: EvalMarker | None) -> tuple[ModelSpec, ...]:
-        """Models under test: CLI, else the marker's ``models=``, else the ini option."""
-        return self.settings.cli_models or (marker.models if marker else ()) or self.settings.ini_models
-
-    def judge_for(self, marker: EvalMarker | None) -> ModelSpec | None:
-        """The judge model: CLI, else the marker's ``judge=``, else the ini option."""
-        return self.settings.cli_judge or (marker.judge if marker else None) or self.settings.ini_judge
-
-    def repeat_for(self, marker: EvalMarker | None) -> int:
-        return self.settings.repeat or (marker.repeat if marker else 1)
-
-    def threshold_for(self, marker: EvalMarker | None) -> float:
-        if self.settings.min_pass_rate is not None:
-            return self.settings.min_pass_rate
-        return marker.min_pass_rate if marker else 1.0
-
-    # -- collection -----------------------------------------------------------------------
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        where = metafunc.definition.nodeid
-        try:
-            marker = EvalMarker.from_node(metafunc.definition, where)
-        except ConfigError as exc:
-            self.config_errors.append(str(exc))
-            return
-        if "judge" in metafunc.fixturenames:
-            under_test = self.models_for(marker) if "llm" in metafunc.fixturenames else ()
-            from pytest_llmeval.judge.judge import judge_config_errors
-
-            self.config_errors.extend(judge_config_errors(self, marker, where, under_test))
-        if "llm" in metafunc.fixturenames:
-            models = self.models_for(marker)
-            if not models:
-                self.config_errors.append(
-                    f"{where} uses the llm fixture but no model is configured: pass "
-                    "--llmeval-model PROVIDER:MODEL (e.g. openai:gpt-4o-mini), set llmeval_models "
-                    "in the ini file, or use @pytest.mark.llmeval(models=[...])"
-                )
-                return
-            for spec in models:
-                try:
-                    self.registry.validate(spec, source=where)
-                except ConfigError as exc:
-                    self.config_errors.append(str(exc))
-                    return
-            names = [str(m) for m in models]
-            metafunc.parametrize(MODEL_ARG, names, ids=names)
-        repeat = self.repeat_for(marker)
-        if repeat > 1 and SAMPLE_ARG in metafunc.fixturenames:
-            metafunc.parametrize(SAMPLE_ARG, range(repeat), ids=[f"sample{i}" for i in range(repeat)])
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(
-        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        for item in items:
-            if not _is_eval_item(item):
-                continue
-            try:
-                marker = EvalMarker.from_node(item, item.nodeid)
-            except ConfigError as exc:
-                if str(exc) not in self.config_errors:
-                    self.config_errors.append(str(exc))
-                continue
-            params = getattr(getattr(item, "callspec", None), "params", {})
-            model = ModelSpec.parse(params[MODEL_ARG]) if MODEL_ARG in params else None
-            item.stash[CASE_KEY] = CaseInfo(
-                eval_id=_eval_id(item),
-                model=model,
-                sample=int(params.get(SAMPLE_ARG, 0)),
-                marker=marker,
-            )
-        if self.config_errors:
-            unique = list(dict.fromkeys(self.config_errors))
-            raise pytest.UsageError("pytest-llmeval configuration error(s):\n  " + "\n  ".join(unique))
-        if self.planner is None and any(CASE_KEY in item.stash for item in items):
-            self._start_planner()
-
-    def _start_planner(self) -> None:
-        """Register the planning pass (--llmeval-concurrency); only runs with evals pay its import."""
-        settings = self.settings
-        if settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput"):
-            return
-        from pytest_llmeval.planning.planner import Planner
-
-        self.planner = Planner(self)
-        self.config.pluginmanager.register(self.planner, "llmeval-planner")
-
-    # -- running --------------------------------------------------------------------------
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        info = item.stash.get(CASE_KEY, None)
-        if info is None:
-            return (yield)
-        record = CaseRecord(nodeid=item.nodeid, model=str(info.model) if info.model else None, sample=info.sample)
-        if not self.planning:  # a planning run's checks and calls are thrown away
-            info.record = record
-        token = set_current(record)
-        try:
-            return (yield)
-        finally:
-            reset_current(token)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        report = yield
-        info = item.stash.get(CASE_KEY, None)
-        if info is None or report.skipped or self.planning:
-            return report
-        # One outcome per case: from the call phase, or from setup when setup broke.
-        if report.when == "call" or (report.when == "setup" and report.failed):
-            outcome = _classify(report, call)
-            data = self.case_data(item, info, outcome, call)
-            data["duration_s"] = round(report.duration, 6)
-            report.llmeval = data  # plain data: travels to the xdist controller with the report
-            if self.settings.junit_properties:
-                item.user_properties.extend(
-                    [
-                        ("llmeval.model", data["model"] or ""),
-                        ("llmeval.outcome", outcome),
-                        ("llmeval.passed", "true" if outcome == "passed" else "false"),
-                        ("llmeval.score", f"{data['score']:.4g}"),
-                    ]
-                )
-        return report
-
-    def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, call: pytest.CallInfo[None]) -> dict[str, Any]:
-        """The JSON-safe result of one case, as reports and the gate use it."""
-        record = info.record
-        scores = [float(getattr(r, "score", float(bool(r)))) for r in record.results]
-        if scores:
-            score = sum(scores) / len(scores)
-        else:
-            score = 1.0 if outcome == "passed" else 0.0
-        error = None
-        if outcome == "error" and call.excinfo is not None:
-            error = f"{call.excinfo.typename}: {call.excinfo.value}"
-        return {
-            "eval": info.eval_id,
-            "nodeid": item.nodeid,
-            "model": str(info.model) if info.model else None,
-            "sample": info.sample,
-            "outcome": outcome,
-            "score": score,
-            "threshold": self.threshold_for(info.marker),
-            "tags": list(info.marker.tags) if info.marker else [],
-            "results": [_result_dict(r) for r in record.results],
-            "calls": [vars(c).copy() for c in record.calls],
-            "output": record.output,
-            "prompt": record.prompt,
-            "error": error,
-        }
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.planning:  # planning runs log nothing; guard against plugins that log anyway
-            return
-        data = getattr(report, "llmeval", None)
-        if data is not None:
-            self.cases.append(data)
-        self.gate.note_report(report)
-
-    @pytest.hookimpl(hookwrapper=True, trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
-        if self.caller.store_opened:
-            for case in self.cases:
-                self.caller.store.record_outcome(
-                    self.run_id, case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"]
-                )
-        # Before pytest's own summary: decides the exit status and writes the reports.
-        self.gate.finish(session, self.cases, self.caller.stats, self.run_id)
-        yield
-
-    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        self.gate.terminal_summary(terminalreporter)
-
-
-def _is_eval_item(item: pytest.Item) -> bool:
-    names = getattr(item, "fixturenames", ())
-    return "llm" in names or "judge" in names or item.get_closest_marker("llmeval") is not None
-
-
-def _eval_id(item: pytest.Item) -> str:
-    """The eval a case belongs to: its test function's node id without parameters."""
-    nodeid = item.nodeid
-    return nodeid.split("[", 1)[0]
-
-
-def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
-    """passed / failed / error. Errors are failures of the machinery, never of the model:
-    a provider, cache, judge or budget error, or a broken fixture."""
-    if report.passed:
-        return "passed"
-    if report.when != "call":
-        return "error"
-    excinfo = call.excinfo
-    if excinfo is not None and isinstance(excinfo.value, LLMEvalError):
-        return "error"
-    return "failed"
-
-
-def _result_dict(result: Any) -> dict[str, Any]:
-    to_dict = getattr(result, "to_dict", None)
-    if callable(to_dict):
-        return dict(to_dict())
-    return {"name": type(result).__name__, "passed": bool(result)}

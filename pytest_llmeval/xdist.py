@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_llmeval.plugin import EvalSession
+    from pytest_llmeval.session import EvalSession
 
 _TALLIES_KEY = "llmeval_tallies"
 

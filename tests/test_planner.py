@@ -22,7 +22,7 @@ import json
 import pytest
 
 def pytest_sessionfinish(session):
-    from pytest_llmeval.plugin import SESSION_KEY
+    from pytest_llmeval.keys import SESSION_KEY
     planner = session.config.stash[SESSION_KEY].planner
     stats = vars(planner.stats) if planner is not None else None
     with open("planner.json", "w") as f:
@@ -470,7 +470,7 @@ def test_a_test_planned_alone_is_set_up_afresh_for_its_real_run(pytester: pytest
 
 
 def test_planning_hooks_leave_out_report_only_plugins_and_conftests_of_other_folders(pytester: pytest.Pytester) -> None:
-    from pytest_llmeval.planning.planner import _planning_hooks
+    from pytest_llmeval.planning._pytest_internals import planning_hooks as _planning_hooks
 
     pytester.makeconftest("def pytest_runtest_setup(item): pass")
     sub = pytester.mkpydir("sub")

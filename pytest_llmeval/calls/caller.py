@@ -14,7 +14,7 @@ from pytest_llmeval.calls.ratelimit import RateLimiters
 from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
 from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
-from pytest_llmeval.models import Completion, ModelSpec, Request, Usage, canonical_json
+from pytest_llmeval.models import Completion, Request, Usage, canonical_json
 from pytest_llmeval.recording import CallInfo, record_call
 
 if TYPE_CHECKING:
@@ -38,6 +38,14 @@ class CallerStats:
     rate_limited: int = 0  # 429 answers, retried or not
     cost_usd: float = 0.0  # estimated spend of the calls made in this run
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class PlanningSource(Protocol):
+    """The planning pass, as the caller sees it: it owns the "planning run in progress" state."""
+
+    @property
+    def context(self) -> PlanningContext | None:
+        """The context of the test body running for planning now, or ``None``."""
 
 
 class PlanningContext(Protocol):
@@ -70,8 +78,8 @@ class Caller:
 
     Every provider call goes through one :class:`~pytest_llmeval.calls.ratelimit.AdaptiveLimiter`
     per endpoint and :func:`~pytest_llmeval.calls.retry.call_with_retries`, and is admitted by the
-    ``--llmeval-max-cost`` budget first. While :attr:`planning` is set (the planning pass of
-    planner.py), :meth:`call` answers what it can and stops the test at the first miss;
+    ``--llmeval-max-cost`` budget first. While the attached :attr:`planner` runs a test
+    body for planning, :meth:`call` answers what it can and stops the test at the first miss;
     :meth:`prefetch` then fetches those misses from worker threads.
     """
 
@@ -105,8 +113,9 @@ class Caller:
         self._fresh: dict[str, dict[str, Any]] = {}
         self.max_cost = max_cost
         self.limiters = RateLimiters(concurrency)
-        # Set by the planning pass while it runs test bodies (see planner.py).
-        self.planning: PlanningContext | None = None
+        # The planning pass attaches itself here (planning/planner.py); while it runs a test
+        # body for planning, its context answers what it can and stops at the first miss.
+        self.planner: PlanningSource | None = None
         self.live_calls = 0  # provider calls made by the tests themselves (not prefetched)
         self._prefetched: dict[str, _Prefetched] = {}
         # Requests that failed for good while prefetching: the real run raises the same
@@ -166,8 +175,9 @@ class Caller:
         """The completion for ``request``: replayed when the mode allows, else called."""
         key = request.key
         self._await_inflight(key)
-        if self.planning is not None:
-            return self._plan_call(self.planning, request, test_id, role, tags, key)
+        plan = self.planner.context if self.planner is not None else None
+        if plan is not None:
+            return self._plan_call(plan, request, test_id, role, tags, key)
         provider = self._provider(request)
         started = time.perf_counter()
         failed = self._failed.get(key)

@@ -145,7 +145,7 @@ def decide(evals: list[EvalResult], run_problems: Iterable[str] = ()) -> tuple[b
 class RunGate:
     """Collects what the gate needs during the run and applies it at the end.
 
-    Lives inside :class:`pytest_llmeval.plugin.EvalSession`; on an xdist worker it only
+    Lives inside :class:`pytest_llmeval.session.EvalSession`; on an xdist worker it only
     counts, the controller decides.
     """
 

@@ -25,15 +25,19 @@ effects), is not planned again.
 
 Planning runs are invisible: they run the setup, call and teardown hooks as
 ``runtestprotocol`` does but make no report at all (terminal, ``--junitxml``,
-``--llmeval-*`` reports, outcomes); the plugin's own hooks skip them too
-(``EvalSession.planning``); captured output, report sections and ``user_properties`` they
+``--llmeval-*`` reports, outcomes); the plugin's own hooks skip them too (they ask
+:attr:`Planner.running`); captured output, report sections and ``user_properties`` they
 leave behind are removed, and warnings they raise are dropped (the real run raises them).
+
+The planner owns the one "a planning run is in progress" state (:attr:`Planner.running`):
+the caller and the session ask it. Every private pytest access it needs is in
+:mod:`pytest_llmeval.planning._pytest_internals`; on a pytest that module does not know,
+the planner switches itself off with one warning.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
 import threading
 import time
@@ -42,14 +46,16 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-import pluggy
 import pytest
+
+from pytest_llmeval.keys import CASE_KEY
+from pytest_llmeval.planning import _pytest_internals as internals
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from pytest_llmeval.calls.caller import Caller
     from pytest_llmeval.models import Request
-    from pytest_llmeval.plugin import EvalSession
 
 __all__ = ["Planner"]
 
@@ -97,13 +103,27 @@ class PlannerStats:
 
 
 class Planner:
-    """Registered as a plugin when ``--llmeval-concurrency`` is above 0 (see plugin.py)."""
+    """Registered as a plugin when ``--llmeval-concurrency`` is above 0 (see session.py).
 
-    def __init__(self, session: EvalSession) -> None:
-        self.session = session
-        self.config = session.config
-        self.caller = session.caller
-        self.concurrency = max(1, session.settings.concurrency)
+    It attaches itself to ``caller``, which asks :attr:`context` on every call.
+    """
+
+    def __init__(self, config: pytest.Config, caller: Caller, *, concurrency: int) -> None:
+        self.config = config
+        self.caller = caller
+        self.concurrency = max(1, concurrency)
+        caller.planner = self
+        # Checked once, when evals have been collected: a warning now lands in pytest's
+        # warnings summary, and planning on internals it does not know would be a gamble.
+        self.unsupported = internals.unsupported()
+        if self.unsupported is not None:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"llmeval: {self.unsupported}; the planning pass is off and model calls are made "
+                    "one at a time (use a pytest version the plugin supports, or upgrade pytest-llmeval)"
+                ),
+                stacklevel=2,
+            )
         self.stats = PlannerStats()
         self._states: dict[str, _ItemState] = {}
         self._enabled: bool | None = None
@@ -112,6 +132,17 @@ class Planner:
         self._pools: list[ThreadPoolExecutor] = []
         self._last: list[Future[bool]] = []
         self._count_lock = threading.Lock()
+
+    # -- the one planning state ------------------------------------------------------------
+    @property
+    def context(self) -> _ItemPlan | None:
+        """The planning context of the test body running for planning now, if any."""
+        return self._ctx
+
+    @property
+    def running(self) -> bool:
+        """Whether a test body is running for planning now (nothing of it is reported)."""
+        return self._ctx is not None
 
     # -- hooks ---------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -148,11 +179,11 @@ class Planner:
         for name in ("collectonly", "setuponly", "setupplan", "usepdb", "trace"):
             if config.getoption(name, False):
                 return False
+        if self.unsupported is not None:
+            return False
         return True
 
     def _should_plan(self, item: pytest.Item) -> bool:
-        from pytest_llmeval.plugin import CASE_KEY
-
         if CASE_KEY not in item.stash:
             return False
         if self._enabled is None:
@@ -178,8 +209,6 @@ class Planner:
 
     # -- one generation ------------------------------------------------------------------
     def _generation(self, anchor: pytest.Item, after_anchor: pytest.Item | None) -> None:
-        from pytest_llmeval.plugin import CASE_KEY
-
         session = anchor.session
         items = session.items
         try:
@@ -214,7 +243,7 @@ class Planner:
                 stacklevel=1,
             )
             self._enabled = False
-            _teardown_towards(session, anchor)
+            internals.teardown_towards(session, anchor)
         finally:
             # Queued calls go on (the tests wait for them), unless interrupted: then calls not
             # started are dropped, and calls in flight end by their timeout.
@@ -236,7 +265,7 @@ class Planner:
         pool: ThreadPoolExecutor,
         futures: dict[str, Future[bool]],
     ) -> None:
-        _teardown_towards(anchor.session, batch[0])
+        internals.teardown_towards(anchor.session, batch[0])
         with self._quiet():
             for i, item in enumerate(batch):
                 # The last one is torn down as far as the real run of `anchor` needs. When it
@@ -268,20 +297,12 @@ class Planner:
 
     def _run_one(self, item: pytest.Item, nextitem: pytest.Item | None) -> _ItemPlan:
         plan = _ItemPlan()
-        saved_properties = list(item.user_properties)
-        saved_sections = list(getattr(item, "_report_sections", []))
-        self._ctx = plan
-        self.caller.planning = plan
-        self.session.planning = True
-        try:
-            _run_unreported(item, nextitem)
-        finally:
-            self.session.planning = False
-            self.caller.planning = None
-            self._ctx = None
-            item.user_properties[:] = saved_properties
-            if hasattr(item, "_report_sections"):
-                item._report_sections[:] = saved_sections
+        with internals.kept_sections(item):
+            self._ctx = plan
+            try:
+                internals.run_unreported(item, nextitem)
+            finally:
+                self._ctx = None
         self.stats.planning_runs += 1
         return plan
 
@@ -335,98 +356,12 @@ class Planner:
 
     @contextlib.contextmanager
     def _quiet(self) -> Iterator[None]:
-        """Keep what planning runs print or warn off the terminal (the real run shows it).
-
-        Planning runs skip the per-phase hooks of pytest's capture plugin (see
-        :func:`_planning_hooks`): reading the capture files three times per test
-        cost more than the test. Instead pytest's global capture is resumed once around the
-        whole batch and what it caught is thrown away.
-        """
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        """Keep what planning runs print or warn off the terminal (the real run shows it)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.config.getoption("capture", "fd") == "no" or capman is None:
-                sink = io.StringIO()
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    yield
-                return
-            capman.resume_global_capture()
-            try:
+            with internals.quiet_capture(self.config):
                 yield
-            finally:
-                capman.suspend_global_capture(in_=False)
-                capman.read_global_capture()  # planning output: discarded
 
 
 def _fetched(future: Future[bool]) -> bool:
     return not future.cancelled() and future.exception() is None and future.result()
-
-
-def _run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Setup, call and teardown of ``item`` as ``runtestprotocol`` runs them, without reports.
-
-    ``runtestprotocol(item, log=False)`` (what pytest-rerunfailures uses) would still build a
-    report per phase, and formatting the traceback of each planning stop costs more than
-    the test itself. Exceptions end a phase as they do in pytest; ``pytest.exit`` and
-    Ctrl-C still stop the run.
-    """
-    reraise = (pytest.exit.Exception, KeyboardInterrupt)
-    ihook = _planning_hooks(item)
-    # Like runtestprotocol: a second run of an item needs a fresh fixture request.
-    has_request = hasattr(item, "_request")
-    if has_request and not item._request:  # type: ignore[attr-defined]
-        item._initrequest()  # type: ignore[attr-defined]
-    setup = pytest.CallInfo.from_call(lambda: ihook.pytest_runtest_setup(item=item), when="setup", reraise=reraise)
-    if setup.excinfo is None:
-        pytest.CallInfo.from_call(lambda: ihook.pytest_runtest_call(item=item), when="call", reraise=reraise)
-    pytest.CallInfo.from_call(
-        lambda: ihook.pytest_runtest_teardown(item=item, nextitem=nextitem), when="teardown", reraise=reraise
-    )
-    if has_request:
-        item._request = False  # type: ignore[attr-defined]
-        item.funcargs = None  # type: ignore[attr-defined]
-
-
-# Plugins whose per-phase hooks only capture output for reports that a planning run never
-# makes; _quiet() covers what they would have kept off the terminal. (The logging plugin's
-# stay: the caplog fixture needs them.)
-_REPORT_ONLY_PLUGINS = ("capturemanager",)
-
-
-class _PlanningHooks:
-    """The three per-phase hooks of ``item.ihook`` without the report-only plugins."""
-
-    def __init__(self, item: pytest.Item) -> None:
-        pm = item.config.pluginmanager
-        report_only = {p for p in (pm.get_plugin(n) for n in _REPORT_ONLY_PLUGINS) if p is not None}
-        ihook = item.ihook
-        for name in ("pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown"):
-            caller = getattr(ihook, name)
-            # item.ihook gives the session's hook caller, or (when some conftest files do not
-            # apply to this item's path) a pluggy subset of it that leaves them out. Any other
-            # kind (another pytest or pluggy): keep it whole, slower but correct.
-            if isinstance(caller, pluggy.HookCaller) and report_only:
-                not_applicable = getattr(caller, "_remove_plugins", None)
-                if not_applicable is not None or type(caller) is pluggy.HookCaller:
-                    caller = pm.subset_hook_caller(name, remove_plugins={*(not_applicable or ()), *report_only})
-            setattr(self, name, caller)
-
-
-def _planning_hooks(item: pytest.Item) -> Any:
-    return _PlanningHooks(item)
-
-
-def _teardown_towards(session: pytest.Session, nextitem: pytest.Item | None) -> None:
-    """Tear down what ``nextitem`` does not share with the items set up so far.
-
-    Needed only when items of one module are not contiguous (some reordering plugins);
-    a finalizer error here shows again when the real run tears the same fixture down.
-    """
-    state = getattr(session, "_setupstate", None)
-    teardown_exact = getattr(state, "teardown_exact", None)
-    if teardown_exact is None:
-        return
-    try:
-        teardown_exact(nextitem)
-    except Exception:  # noqa: BLE001, S110 - see the docstring
-        pass
