@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,7 +85,8 @@ def test_examples_replay_offline_without_the_model(tmp_path: Path) -> None:
     for name, count in evals.items():
         assert len([t for t in seen if t.split("[")[0].endswith(name)]) == count, (name, sorted(seen))
     # Two models in test_models.py: the embedded one and the llama.cpp server.
-    assert any("[openai:smollm2@http://127.0.0.1:8765/v1-" in t for t in seen)
+    # (pytest 8.0 collapses the "//" of a URL in a node id given on the command line.)
+    assert any(re.search(r"\[openai:smollm2@http:/+127\.0\.0\.1:8765/v1-", t) for t in seen)
 
 
 def test_examples_default_mode_needs_no_model_when_recorded(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ without reports. pytest has no public API for that, so this module reaches into:
   down as pytest would;
 - pluggy's ``HookCaller._remove_plugins`` and ``PluginManager.subset_hook_caller``: the
   per-phase hooks without the capture plugin's (which only feed reports);
-- the ``capturemanager`` plugin's global capture, resumed around a whole planning pass.
+- the ``capturemanager`` plugin's global capture, resumed around a whole planning pass;
+- ``TerminalReporter.isatty``, an attribute before pytest 8.1 and a method since.
 
 :func:`unsupported` names what is missing on a pytest or pluggy this module does not know;
 the planner then switches itself off with one warning and tests make their calls one at a
@@ -34,6 +35,7 @@ __all__ = [
     "kept_sections",
     "teardown_towards",
     "quiet_capture",
+    "reporter_isatty",
 ]
 
 #: pytest releases (major, minor) whose internals this module was tested against, inclusive.
@@ -181,3 +183,10 @@ def quiet_capture(config: pytest.Config) -> Iterator[None]:
     finally:
         capman.suspend_global_capture(in_=False)
         capman.read_global_capture()  # planning output: discarded
+
+
+def reporter_isatty(reporter: Any) -> bool:
+    """Whether the terminal reporter writes to a terminal: ``isatty`` is a plain attribute
+    before pytest 8.1 and a method since."""
+    isatty = getattr(reporter, "isatty", False)
+    return bool(isatty() if callable(isatty) else isatty)

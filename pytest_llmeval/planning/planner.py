@@ -344,7 +344,7 @@ class Planner:
     def _progress_stream(self) -> TextIO | None:
         """The terminal, when a progress line belongs there (not under -q, not in a pipe)."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or self.config.get_verbosity() < 0 or not reporter.isatty():
+        if reporter is None or self.config.get_verbosity() < 0 or not internals.reporter_isatty(reporter):
             return None
         # Start on a fresh line; the reporter re-prints the file name after us.
         ensure_newline = getattr(reporter, "ensure_newline", None)
