@@ -14,17 +14,10 @@ from typing import Any
 
 import pytest
 
-from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.store.db import (
-    MIGRATIONS,
-    REDACTED,
-    Store,
-    StoreError,
-    StoreWarning,
-    key_for_request,
-    redact_secrets,
-    to_iso_utc,
-)
+from pytest_llmeval.models import ModelSpec, Request, key_of
+from pytest_llmeval.store import Store, StoreError, StoreWarning, to_iso_utc
+from pytest_llmeval.store.migrations import MIGRATIONS
+from pytest_llmeval.store.redaction import REDACTED, redact_secrets
 
 
 def make_request(prompt: str, model: str = "openai:gpt-4o-mini", **params: Any) -> Request:
@@ -104,9 +97,9 @@ def test_an_older_schema_is_migrated_forward(tmp_path: Path) -> None:
 
 def test_the_key_of_a_stored_request_can_be_recomputed() -> None:
     req = make_request("hi", temperature=0.5, stop=["x"])
-    assert key_for_request(req.key_payload()) == req.key
-    assert key_for_request(json.loads(json.dumps(req.key_payload(), indent=3))) == req.key
-    assert key_for_request({**req.key_payload(), "sample": 1}) != req.key
+    assert key_of(req.key_payload()) == req.key
+    assert key_of(json.loads(json.dumps(req.key_payload(), indent=3))) == req.key
+    assert key_of({**req.key_payload(), "sample": 1}) != req.key
 
 
 def test_put_get_and_overwrite(store: Store) -> None:
@@ -169,7 +162,7 @@ def test_without_repair_a_damaged_file_is_an_error_and_untouched(tmp_path: Path)
 
 REPAIR_RACE = """
 import sys, time, warnings
-from pytest_llmeval.store.db import Store
+from pytest_llmeval.store import Store
 deadline = float(sys.argv[2])
 while time.time() < deadline:
     pass
@@ -321,7 +314,7 @@ def test_export_is_sorted_canonical_and_stable(store: Store) -> None:
         entry = json.loads(line)
         assert list(entry) == ["key", "request", "response"]
         assert line == json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        assert key_for_request(entry["request"]) == entry["key"]
+        assert key_of(entry["request"]) == entry["key"]
     assert "émigré" in "".join(lines)  # readable in a diff, not \\u-escaped
     assert list(store.export_lines()) == lines
 
