@@ -15,7 +15,7 @@ from pytest_llmeval.calls.ratelimit import RateLimiters
 from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
 from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
-from pytest_llmeval.models import CacheMode, Completion, ModelSpec, Request, Usage, canonical_json
+from pytest_llmeval.models import CacheMode, Completion, Request, Usage, canonical_json
 from pytest_llmeval.recording import CallInfo, record_call
 
 if TYPE_CHECKING:
