@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pytest_llmeval.errors import ConfigError
 
-__all__ = ["ModelSpec", "Request", "Completion", "Usage", "ToolCall", "canonical_json"]
+__all__ = [
+    "ModelSpec",
+    "Request",
+    "Completion",
+    "Usage",
+    "ToolCall",
+    "canonical_json",
+    "key_of",
+    "CacheMode",
+    "CACHE_MODES",
+    "DEFAULT_CACHE_PATH",
+]
+
+# The cache's plain data lives here, not in store/: the plugin's options, the caller, the
+# store and the command line all need it, and this is the one module all of them may
+# import (the store imports nothing else of the package, and importing store/ costs sqlite3).
+
+#: How the store is used: ``use`` replays hits and stores misses, ``replay`` never calls
+#: a model, ``refresh`` calls everything and overwrites, ``off`` neither reads nor writes.
+CacheMode = Literal["use", "replay", "refresh", "off"]
+#: The cache modes' names, in the order the help text lists them.
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
+#: Where the store lives, relative to the rootdir (the plugin) or the current directory (the CLI).
+DEFAULT_CACHE_PATH = ".llmeval/cache.db"
 
 # Bump when the meaning of a cache key changes, so old entries stop matching.
 KEY_VERSION = 1
@@ -27,6 +50,15 @@ def canonical_json(value: Any) -> str:
     except UnicodeEncodeError:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text
+
+
+def key_of(payload: dict[str, Any]) -> str:
+    """The cache key of a request payload (:meth:`Request.key_payload`): a versioned sha256
+    of its canonical JSON, so a stored request's key can be recomputed from the stored text."""
+    import hashlib  # here, not at module level: OpenSSL's import is paid only by evals
+
+    digest = hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return f"v{payload.get('v')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -100,10 +132,8 @@ class Request:
 
     @property
     def key(self) -> str:
-        import hashlib  # here, not at module level: OpenSSL's import is paid only by evals
-
-        digest = hashlib.sha256(canonical_json(self.key_payload()).encode("utf-8")).hexdigest()
-        return f"v{KEY_VERSION}-{digest}"
+        """The cache key: :func:`key_of` this request's payload."""
+        return key_of(self.key_payload())
 
 
 @dataclass(frozen=True)

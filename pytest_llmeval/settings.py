@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from pytest_llmeval.calls.caller import CACHE_MODES
 from pytest_llmeval.errors import ConfigError
-from pytest_llmeval.models import ModelSpec
+from pytest_llmeval.models import CACHE_MODES, DEFAULT_CACHE_PATH, CacheMode, ModelSpec
 
 __all__ = ["Settings", "add_options"]
-
-DEFAULT_CACHE_PATH = ".llmeval/cache.db"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -173,7 +170,7 @@ class Settings:
     ini_models: tuple[ModelSpec, ...]
     cli_judge: ModelSpec | None
     ini_judge: ModelSpec | None
-    cache_mode: str
+    cache_mode: CacheMode
     cache_path: Path
     timeout_s: float
     retries: int
@@ -251,7 +248,7 @@ class Settings:
             ini_models=ini_models,
             cli_judge=ModelSpec.parse(cli_judge, source="--llmeval-judge") if cli_judge else None,
             ini_judge=ModelSpec.parse(ini_judge, source="ini option llmeval_judge") if ini_judge else None,
-            cache_mode=mode,
+            cache_mode=cast("CacheMode", mode),  # checked against CACHE_MODES above
             cache_path=cache_path,
             timeout_s=number("llmeval_timeout", "llmeval_timeout", float, 60.0, 0.001),
             retries=_cli_number(opt("llmeval_retries"), "--llmeval-retries", int, 4, 0),

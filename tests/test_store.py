@@ -14,17 +14,11 @@ from typing import Any
 
 import pytest
 
-from pytest_llmeval.models import ModelSpec, Request
-from pytest_llmeval.store.db import (
-    MIGRATIONS,
-    REDACTED,
-    Store,
-    StoreError,
-    StoreWarning,
-    key_for_request,
-    redact_secrets,
-    to_iso_utc,
-)
+from pytest_llmeval.models import ModelSpec, Request, key_of
+from pytest_llmeval.store import Store, StoreError, StoreWarning, to_iso_utc
+from pytest_llmeval.store.migrations import MIGRATIONS
+from pytest_llmeval.store.misses import differing_fields, explain_miss
+from pytest_llmeval.store.redaction import REDACTED, redact_secrets
 
 
 def make_request(prompt: str, model: str = "openai:gpt-4o-mini", **params: Any) -> Request:
@@ -104,9 +98,29 @@ def test_an_older_schema_is_migrated_forward(tmp_path: Path) -> None:
 
 def test_the_key_of_a_stored_request_can_be_recomputed() -> None:
     req = make_request("hi", temperature=0.5, stop=["x"])
-    assert key_for_request(req.key_payload()) == req.key
-    assert key_for_request(json.loads(json.dumps(req.key_payload(), indent=3))) == req.key
-    assert key_for_request({**req.key_payload(), "sample": 1}) != req.key
+    assert key_of(req.key_payload()) == req.key
+    assert key_of(json.loads(json.dumps(req.key_payload(), indent=3))) == req.key
+    assert key_of({**req.key_payload(), "sample": 1}) != req.key
+
+
+def test_the_store_imports_nothing_of_the_package_but_models() -> None:
+    # The rule of docs/ARCHITECTURE.md: the store can be read (CLI, notebooks) without the plugin.
+    import ast
+
+    import pytest_llmeval.store as package
+
+    for module in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                if name.startswith("pytest_llmeval"):
+                    allowed = name == "pytest_llmeval.models" or name.startswith("pytest_llmeval.store")
+                    assert allowed, f"{module.name} imports {name}"
 
 
 def test_put_get_and_overwrite(store: Store) -> None:
@@ -123,6 +137,38 @@ def test_iso_dates() -> None:
     assert to_iso_utc("2025-03-04T10:00+02:00") == "2025-03-04T08:00:00.000+00:00"
     with pytest.raises(ValueError, match="not an ISO date: 'last tuesday'"):
         to_iso_utc("last tuesday")
+
+
+# -- replay misses --------------------------------------------------------------------------
+def test_a_miss_names_the_nearest_stored_request_and_what_differs(store: Store) -> None:
+    stored = make_request("What is the capital of Peru?", temperature=0.0)
+    store.put(stored.key, stored.key_payload(), {"text": "Lima"})
+    far = make_request("something else entirely", temperature=0.7, seed=1)
+    store.put(far.key, far.key_payload(), {"text": "x"})
+    asked = make_request("What is the capital of Peru?", temperature=0.2)
+    message = explain_miss(store, asked, "test_geo.py::test_capital[peru]")
+    assert message.splitlines() == [
+        "--llmeval-cache=replay: no stored answer for openai:gpt-4o-mini in test test_geo.py::test_capital[peru] "
+        f"(key {asked.key[:16]}...; cache {store.path}).",
+        "The nearest stored request differs in: params.temperature.",
+        "Prompt: 'What is the capital of Peru?'",
+        "Record it by running once with --llmeval-cache=use and an API key.",
+    ]
+    other = make_request("hi", model="anthropic:claude-haiku-4-5")
+    message = explain_miss(store, other, None)
+    assert "in a call outside a test" in message
+    assert "The cache holds no answer at all for anthropic:claude-haiku-4-5." in message
+    long = make_request("x" * 500)
+    assert "'" + "x" * 200 + "' ..." in explain_miss(store, long, None)
+
+
+def test_differing_fields_go_one_level_deep() -> None:
+    a = {"v": 1, "params": {"t": 0, "seed": 1}, "messages": [1, 2], "endpoint": "a"}
+    assert differing_fields(a, a) == []
+    assert differing_fields(a, {**a, "params": {"t": 1}}) == ["params.seed", "params.t"]
+    assert differing_fields(a, {**a, "messages": [1, 3]}) == ["messages[1]"]
+    assert differing_fields(a, {**a, "messages": [1]}) == ["messages (count 1 stored, 2 asked)"]
+    assert differing_fields(a, {**a, "endpoint": "b", "v": 2}) == ["endpoint", "v"]
 
 
 # -- secrets --------------------------------------------------------------------------------
@@ -169,7 +215,7 @@ def test_without_repair_a_damaged_file_is_an_error_and_untouched(tmp_path: Path)
 
 REPAIR_RACE = """
 import sys, time, warnings
-from pytest_llmeval.store.db import Store
+from pytest_llmeval.store import Store
 deadline = float(sys.argv[2])
 while time.time() < deadline:
     pass
@@ -321,7 +367,7 @@ def test_export_is_sorted_canonical_and_stable(store: Store) -> None:
         entry = json.loads(line)
         assert list(entry) == ["key", "request", "response"]
         assert line == json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        assert key_for_request(entry["request"]) == entry["key"]
+        assert key_of(entry["request"]) == entry["key"]
     assert "émigré" in "".join(lines)  # readable in a diff, not \\u-escaped
     assert list(store.export_lines()) == lines
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_llmeval.calls.pricing import estimate_cost, price_for
+from pytest_llmeval.calls.budget import Budget
+from pytest_llmeval.calls.pricing import estimate_cost
 from pytest_llmeval.calls.ratelimit import RateLimiters
 from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
 from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
-from pytest_llmeval.models import Completion, Request, Usage, canonical_json
+from pytest_llmeval.models import CacheMode, Completion, Request, Usage, canonical_json
 from pytest_llmeval.recording import CallInfo, record_call
 
 if TYPE_CHECKING:
@@ -22,9 +23,7 @@ if TYPE_CHECKING:
 
     from pytest_llmeval.store.db import Store
 
-__all__ = ["Caller", "CACHE_MODES"]
-
-CACHE_MODES = ("use", "replay", "refresh", "off")
+__all__ = ["Caller"]
 
 
 @dataclass
@@ -88,7 +87,7 @@ class Caller:
         *,
         registry: ProviderRegistry,
         store_path: Path,
-        mode: str = "use",
+        mode: CacheMode = "use",
         timeout_s: float = 60.0,
         retry: RetryPolicy | None = None,
         run_id: str = "",
@@ -111,7 +110,7 @@ class Caller:
         # Answers fetched in this run: in "refresh" and "off" a request is called once per
         # run, and a repeat of it in the same run (the planning pass, or a rerun) reads this.
         self._fresh: dict[str, dict[str, Any]] = {}
-        self.max_cost = max_cost
+        self.budget = Budget(max_cost, prices)
         self.limiters = RateLimiters(concurrency)
         # The planning pass attaches itself here (planning/planner.py); while it runs a test
         # body for planning, its context answers what it can and stops at the first miss.
@@ -121,11 +120,6 @@ class Caller:
         # Requests that failed for good while prefetching: the real run raises the same
         # error for them instead of calling (and retrying) a failing server again.
         self._failed: dict[str, LLMEvalError] = {}
-        self._budget = threading.Condition()
-        self._in_flight = 0
-        self._model_costs: dict[str, tuple[float, int]] = {}  # model -> (total USD, calls)
-        self._reserved = 0.0
-        self._probing: dict[str, int] = {}  # model -> calls in flight while its cost is unknown
         # Calls the planning pass has in flight: a test that needs one waits for it.
         self._inflight: dict[str, Future[bool]] = {}
         self.closed = False
@@ -192,7 +186,9 @@ class Caller:
                 raise _copy_error(failed)
             if stored is None:
                 if self.mode == "replay":
-                    raise CacheMissError(self.explain_miss(request, test_id))
+                    from pytest_llmeval.store.misses import explain_miss
+
+                    raise CacheMissError(explain_miss(self.store, request, test_id))
                 self.live_calls += 1
                 stored, cost = self._fetch(provider, request, test_id, key)
         except LLMEvalError as exc:
@@ -298,13 +294,15 @@ class Caller:
     # -- provider calls ------------------------------------------------------------------
     def _fetch(self, provider: Any, request: Request, test_id: str | None, key: str) -> tuple[dict[str, Any], float]:
         """Call the provider (budget, rate limit, retries); keep and store the answer."""
-        reserved, probe = self._reserve_budget(request, test_id)
+        reservation = self.budget.reserve(request.model, test_id)
         cost = 0.0
         try:
             stored = self._call_provider(provider, request)
             cost = estimate_cost(request.model, Usage.from_dict(stored.get("usage")), self.prices)
         finally:
-            self._settle_budget(request, reserved, probe, cost)
+            self.budget.settle(reservation, cost)
+            with self.stats.lock:
+                self.stats.cost_usd += cost
         with self._closing:
             if self.closed:  # the run ended while this call was in flight (-x, Ctrl-C)
                 raise ProviderError(f"{request.model}: the run ended before this call was answered")
@@ -338,70 +336,16 @@ class Caller:
             )
         return call_with_retries(once, self.retry, on_retry=count_retry, gate=limiter)
 
-    # -- budget (--llmeval-max-cost) -----------------------------------------------------
+    # -- budget (--llmeval-max-cost, calls/budget.py) --------------------------------------
     @property
     def spent_usd(self) -> float:
         """Estimated cost of the model calls made so far in this run."""
-        return self.stats.cost_usd
+        return self.budget.spent_usd
 
     @property
     def budget_exhausted(self) -> bool:
-        return self.max_cost is not None and self.stats.cost_usd >= self.max_cost
-
-    def _reserve_budget(self, request: Request, test_id: str | None) -> tuple[float, bool]:
-        """Admit a call under ``--llmeval-max-cost`` or raise :class:`BudgetExceededError`.
-
-        A call is admitted while the spend, plus what the calls in flight will probably cost
-        (their model's average so far), stays under the limit; at the edge it waits for the
-        calls in flight to settle, so concurrency overshoots the limit no more than a
-        sequential run would (except on a model's very first calls, whose cost is unknown).
-        """
-        if self.max_cost is None:
-            return 0.0, False
-        model = str(request.model)
-        priced = price_for(request.model, self.prices) is not None
-        with self._budget:
-            while True:
-                if self.stats.cost_usd >= self.max_cost:
-                    where = f" in {test_id}" if test_id else ""
-                    raise BudgetExceededError(
-                        f"--llmeval-max-cost {self.max_cost:g} USD reached: the estimated spend of this run is "
-                        f"{self.stats.cost_usd:.4f} USD, so the call to {request.model}{where} was not made "
-                        "(prices are estimates: pytest_llmeval.calls.pricing, ini option llmeval_prices)"
-                    )
-                total, count = self._model_costs.get(model, (0.0, 0))
-                guess = total / count if count else 0.0
-                if not priced:
-                    break  # costs nothing by our table: never held back
-                if count == 0:
-                    # Cost unknown yet: one call of this model at a time until one has a cost.
-                    if self._probing.get(model, 0) == 0:
-                        break
-                elif self._in_flight == 0 or self.stats.cost_usd + self._reserved + guess < self.max_cost:
-                    break
-                self._budget.wait(timeout=1.0)
-            self._in_flight += 1
-            self._reserved += guess
-            probe = priced and count == 0
-            if probe:
-                self._probing[model] = self._probing.get(model, 0) + 1
-            return guess, probe
-
-    def _settle_budget(self, request: Request, reserved: float, probe: bool, cost: float) -> None:
-        with self.stats.lock:
-            self.stats.cost_usd += cost
-        if self.max_cost is None:
-            return
-        model = str(request.model)
-        with self._budget:
-            self._in_flight -= 1
-            self._reserved -= reserved
-            if probe:
-                self._probing[model] -= 1
-            if cost > 0:
-                total, count = self._model_costs.get(model, (0.0, 0))
-                self._model_costs[model] = (total + cost, count + 1)
-            self._budget.notify_all()
+        """Whether ``--llmeval-max-cost`` is reached: no model call is made any more."""
+        return self.budget.exhausted
 
     def _log(
         self,
@@ -441,33 +385,6 @@ class Caller:
             }
         )
 
-    # -- replay misses -------------------------------------------------------------------
-    def explain_miss(self, request: Request, test_id: str | None) -> str:
-        """Why replay found nothing: the nearest stored request and the fields that differ."""
-        where = f"test {test_id}" if test_id else "a call outside a test"
-        lines = [
-            f"--llmeval-cache=replay: no stored answer for {request.model} in {where} "
-            f"(key {request.key[:16]}...; cache {self.store_path})."
-        ]
-        wanted = request.key_payload()
-        best: tuple[int, list[str]] | None = None
-        for candidate in self.store.candidates(request.model.provider, request.model.name):
-            differing = _differing_fields(wanted, candidate)
-            if best is None or len(differing) < best[0]:
-                best = (len(differing), differing)
-            if best[0] <= 1:
-                break
-        if best is None:
-            lines.append(f"The cache holds no answer at all for {request.model}.")
-        else:
-            lines.append("The nearest stored request differs in: " + ", ".join(best[1]) + ".")
-        last_user = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
-        if last_user is not None:
-            text = str(last_user.get("content"))
-            lines.append(f"Prompt: {text[:200]!r}" + (" ..." if len(text) > 200 else ""))
-        lines.append("Record it by running once with --llmeval-cache=use and an API key.")
-        return "\n".join(lines)
-
 
 def _copy_error(error: LLMEvalError) -> LLMEvalError:
     if isinstance(error, ProviderError):
@@ -476,26 +393,3 @@ def _copy_error(error: LLMEvalError) -> LLMEvalError:
         return type(error)(str(error))
     except TypeError:  # an error class with a different constructor: raise it as it is
         return error
-
-
-def _differing_fields(wanted: dict[str, Any], stored: dict[str, Any]) -> list[str]:
-    fields: list[str] = []
-    for name in sorted(set(wanted) | set(stored)):
-        a, b = wanted.get(name), stored.get(name)
-        if canonical_json(a) == canonical_json(b):
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            sub = [k for k in sorted(set(a) | set(b)) if canonical_json(a.get(k)) != canonical_json(b.get(k))]
-            fields.extend(f"{name}.{k}" for k in sub)
-        elif isinstance(a, list) and isinstance(b, list):
-            if len(a) != len(b):
-                fields.append(f"{name} (count {len(b)} stored, {len(a)} asked)")
-            else:
-                fields.extend(
-                    f"{name}[{i}]"
-                    for i, (x, y) in enumerate(zip(a, b, strict=True))
-                    if canonical_json(x) != canonical_json(y)
-                )
-        else:
-            fields.append(name)
-    return fields

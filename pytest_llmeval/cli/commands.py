@@ -24,13 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from pytest_llmeval.store.db import Store, StoreError, to_iso_utc
+from pytest_llmeval.models import DEFAULT_CACHE_PATH
+from pytest_llmeval.store import Store, StoreError, to_iso_utc
 
 __all__ = ["main", "build_parser"]
 
 PROG = "python -m pytest_llmeval"
-# The same default as the plugin (settings.py), not imported from there: that module needs pytest.
-DEFAULT_CACHE_PATH = ".llmeval/cache.db"
 
 
 class CliError(Exception):

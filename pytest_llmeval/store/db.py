@@ -1,13 +1,15 @@
-"""The SQLite store: connection handling, repair, the cache table and the call log (see the package doc)."""
+"""The Store: connection handling, repair, the cache table and the call log (see the package doc).
+
+The schema is in :mod:`~pytest_llmeval.store.migrations`, the one redaction step every
+write goes through in :mod:`~pytest_llmeval.store.redaction`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -16,19 +18,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_llmeval.models import canonical_json
+from pytest_llmeval.models import CacheMode, canonical_json, key_of
+from pytest_llmeval.store.migrations import migrate, pending
+from pytest_llmeval.store.redaction import redact_secrets, secrets_from_env
 
-__all__ = [
-    "Store",
-    "StoreWarning",
-    "StoreError",
-    "MIGRATIONS",
-    "key_for_request",
-    "now_iso",
-    "to_iso_utc",
-    "redact_secrets",
-    "secrets_from_env",
-]
+__all__ = ["Store", "StoreWarning", "StoreError", "now_iso", "to_iso_utc"]
 
 
 class StoreWarning(UserWarning):
@@ -39,77 +33,10 @@ class StoreError(Exception):
     """The store cannot be used (raised only when repair is off, as for the command line)."""
 
 
-# Append-only: each entry runs once per database, in order, and is recorded in `migrations`.
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "001_initial",
-        """
-        CREATE TABLE responses (
-            key TEXT PRIMARY KEY,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            request TEXT NOT NULL,
-            response TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX responses_model ON responses(provider, model);
-        CREATE TABLE runs (
-            id TEXT PRIMARY KEY,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            cache_mode TEXT,
-            args TEXT
-        );
-        CREATE TABLE calls (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT,
-            ts TEXT NOT NULL,
-            test_id TEXT,
-            model TEXT NOT NULL,
-            role TEXT NOT NULL,
-            key TEXT NOT NULL,
-            request TEXT NOT NULL,
-            response TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_input_tokens INTEGER NOT NULL DEFAULT 0,
-            latency_s REAL NOT NULL DEFAULT 0,
-            cost_usd REAL NOT NULL DEFAULT 0,
-            tags TEXT,
-            cached INTEGER NOT NULL DEFAULT 0,
-            error TEXT
-        );
-        CREATE INDEX calls_test ON calls(test_id, model);
-        CREATE INDEX calls_run ON calls(run_id);
-        CREATE INDEX calls_key ON calls(key);
-        CREATE TABLE outcomes (
-            run_id TEXT NOT NULL,
-            test_id TEXT NOT NULL,
-            model TEXT,
-            sample INTEGER NOT NULL DEFAULT 0,
-            outcome TEXT NOT NULL,
-            score REAL,
-            PRIMARY KEY (run_id, test_id)
-        );
-        """,
-    ),
-    (
-        # `cache prune --older-than` and the "latest run" of export-finetune sort by these.
-        "002_time_indexes",
-        """
-        CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
-        CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
-        """,
-    ),
-]
-
 # SQLite result codes that mean "this file is not a (healthy) database": safe to move aside.
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 _CORRUPT_WORDS = ("not a database", "malformed", "corrupt", "file is encrypted")
-# Environment variables whose values must never be written (checked on every write).
-_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.IGNORECASE)
-REDACTED = "[redacted]"
 
 
 def now_iso() -> str:
@@ -131,42 +58,12 @@ def to_iso_utc(text: str) -> str:
     return moment.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def key_for_request(request: dict[str, Any]) -> str:
-    """The cache key of a stored request payload (as ``Request.key`` computes it)."""
-    digest = hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
-    return f"v{request.get('v')}-{digest}"
-
-
 def _is_corruption(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return True
     text = str(exc).lower()
     return any(word in text for word in _CORRUPT_WORDS)
-
-
-def secrets_from_env() -> tuple[str, ...]:
-    """Values of environment variables named like keys (``*API_KEY``, ``*TOKEN``, ``*SECRET``,
-    ``*PASSWORD``), longest first; short values ("1", "true") would redact ordinary text."""
-    return tuple(
-        sorted(
-            {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8},
-            key=len,
-            reverse=True,
-        )
-    )
-
-
-def redact_secrets(text: str, secrets: Iterable[str] | None = None) -> str:
-    """``text`` with every secret (default: :func:`secrets_from_env`) replaced by ``[redacted]``.
-
-    Keys never reach the store or reports by design; this catches servers, models and
-    prompts that echo one back.
-    """
-    for secret in secrets_from_env() if secrets is None else secrets:
-        if secret and secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 @contextlib.contextmanager
@@ -271,7 +168,7 @@ class Store:
                 # NORMAL in WAL mode: a commit survives a killed process; only power loss may
                 # drop the last commits, never corrupt the file.
                 conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(conn)
+            migrate(conn, applied_at=now_iso())
         except BaseException:
             conn.close()
             raise
@@ -288,8 +185,7 @@ class Store:
             # only an immutable open can read it (nobody can write there anyway).
             conn = self._connect_uri(base + "?immutable=1")
         try:
-            done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-            missing = [name for name, _ in MIGRATIONS if name not in done]
+            missing = pending(conn)
             if missing:
                 # An older schema cannot be upgraded without writing: unusable read-only.
                 raise sqlite3.OperationalError(f"schema needs migrations {', '.join(missing)}")
@@ -308,28 +204,6 @@ class Store:
             conn.close()
             raise
         return conn
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-        done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-        if all(name in done for name, _ in MIGRATIONS):
-            return
-        # IMMEDIATE: two xdist workers opening a new file must not both migrate it.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-            for name, script in MIGRATIONS:
-                if name in done:
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         """Close the connection (the last one out checkpoints the WAL into the file)."""
@@ -402,7 +276,7 @@ class Store:
                 continue
 
     # -- log -----------------------------------------------------------------------------
-    def start_run(self, run_id: str, *, cache_mode: str, args: list[str]) -> None:
+    def start_run(self, run_id: str, *, cache_mode: CacheMode, args: list[str]) -> None:
         """Record the start of a run (xdist workers share the controller's run id)."""
         self._write(
             "INSERT OR IGNORE INTO runs (id, started_at, cache_mode, args) VALUES (?, ?, ?, ?)",
@@ -550,7 +424,7 @@ class Store:
             if not isinstance(request, dict) or not isinstance(response, dict):
                 bad.append((number, "request and response must be objects"))
                 continue
-            expected = key_for_request(request)
+            expected = key_of(request)
             if key != expected:
                 bad.append((number, f"key {str(key)[:24]}... does not match its request (expected {expected[:24]}...)"))
                 continue
