@@ -9,6 +9,7 @@ __all__ = [
     "CacheMissError",
     "BudgetExceededError",
     "JudgeError",
+    "BatchPendingError",
 ]
 
 
@@ -46,6 +47,11 @@ class CacheMissError(LLMEvalError):
 
 class BudgetExceededError(LLMEvalError):
     """``--llmeval-max-cost`` was reached, so this call was not made."""
+
+
+class BatchPendingError(LLMEvalError):
+    """``--llmeval-batch``: the batch holding this call had not ended when the run stopped
+    waiting (``--llmeval-batch-wait``). An error, not a failed answer: rerun to collect it."""
 
 
 class JudgeError(LLMEvalError):

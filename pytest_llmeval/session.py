@@ -174,11 +174,20 @@ class EvalSession:
     def _start_planner(self) -> None:
         """Register the planning pass (--llmeval-concurrency); only runs with evals pay its import."""
         settings = self.settings
-        if settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput"):
+        # Batch mode needs the planning pass (it collects the calls to batch), on xdist workers too.
+        batch = settings.batch and settings.cache_mode != "replay"
+        if not batch and (
+            settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput")
+        ):
             return
         from pytest_llmeval.planning.planner import Planner
 
-        self.planner = Planner(self.config, self.caller, concurrency=settings.concurrency)
+        self.planner = Planner(
+            self.config,
+            self.caller,
+            concurrency=max(1, settings.concurrency),
+            batch_wait_s=settings.batch_wait_s if batch else None,
+        )
         self.config.pluginmanager.register(self.planner, "llmeval-planner")
 
     # -- running --------------------------------------------------------------------------

@@ -312,6 +312,140 @@ class Store:
         except sqlite3.Error as exc:
             warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=3)
 
+    # -- batches (--llmeval-batch; see pytest_llmeval.calls.batch) --------------------------
+    def claim_batch(
+        self,
+        *,
+        provider: str,
+        endpoint: str,
+        model: str,
+        entries: list[tuple[str, str, dict[str, Any], str | None]],
+        run_id: str,
+        stale_after_s: float = 600.0,
+    ) -> tuple[str | None, dict[str, str]]:
+        """Take the requests no live batch holds, for a batch about to be submitted.
+
+        ``entries`` are ``(key, custom_id, request payload, test_id)``. Returns the claim's id
+        (``None`` when every key was taken) and ``{key: batch id}`` for the keys a submitted
+        batch, or another process's claim younger than ``stale_after_s``, already holds. One
+        transaction: two processes sharing the store never both claim a key.
+        """
+        claim_id = "claim-" + os.urandom(8).hex()
+        now = now_iso()
+        cutoff = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=stale_after_s)).isoformat(
+            timespec="milliseconds"
+        )
+        taken: dict[str, str] = {}
+        if self.readonly:
+            return claim_id, taken  # nothing can be kept: submit without coordination
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    mine = []
+                    for key, custom_id, request, test_id in entries:
+                        row = self._conn.execute(
+                            "SELECT b.id FROM batch_requests r JOIN batches b ON b.id = r.batch_id "
+                            "WHERE r.key = ? AND r.state = 'pending' AND (b.status = 'submitted' "
+                            "OR (b.status = 'submitting' AND b.updated_at >= ?)) ORDER BY b.submitted_at DESC LIMIT 1",
+                            (key, cutoff),
+                        ).fetchone()
+                        if row is not None:
+                            taken[key] = row[0]
+                        else:
+                            mine.append((claim_id, key, custom_id, self._scrub(canonical_json(request)), test_id))
+                    if mine:
+                        self._conn.execute(
+                            "INSERT INTO batches (id, provider, endpoint, model, status, requests, run_id, "
+                            "submitted_at, updated_at) VALUES (?, ?, ?, ?, 'submitting', ?, ?, ?, ?)",
+                            (claim_id, provider, self._scrub(endpoint), model, len(mine), run_id, now, now),
+                        )
+                        self._conn.executemany(
+                            "INSERT OR REPLACE INTO batch_requests (batch_id, key, custom_id, request, test_id) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            mine,
+                        )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            warnings.warn(f"llmeval store {self.path}: batch bookkeeping failed ({exc})", StoreWarning, stacklevel=2)
+            return claim_id, {}
+        return (claim_id if len(taken) < len(entries) else None), taken
+
+    def batch_submitted(self, claim_id: str, batch_id: str, keys: list[str], *, status: str = "submitted") -> None:
+        """The provider accepted ``keys`` of claim ``claim_id`` as batch ``batch_id``."""
+        now = now_iso()
+        self._write(
+            "INSERT OR REPLACE INTO batches (id, provider, endpoint, model, status, requests, run_id, submitted_at, "
+            "updated_at) SELECT ?, provider, endpoint, model, ?, ?, run_id, ?, ? FROM batches WHERE id = ?",
+            (batch_id, status, len(keys), now, now, claim_id),
+        )
+        for key in keys:
+            self._write(
+                "UPDATE batch_requests SET batch_id = ? WHERE batch_id = ? AND key = ?", (batch_id, claim_id, key)
+            )
+
+    def release_claim(self, claim_id: str) -> None:
+        """Drop what is left of a claim (its requests were submitted, or submitting failed)."""
+        self._write("DELETE FROM batch_requests WHERE batch_id = ?", (claim_id,))
+        self._write("DELETE FROM batches WHERE id = ?", (claim_id,))
+
+    def update_batch(self, batch_id: str, *, status: str, done: int, failed: int, detail: str | None = None) -> None:
+        """Record a batch's latest state (``submitted`` while it runs; ``ended``, ``expired``,
+        ``cancelled`` or ``failed`` once its answers are collected)."""
+        self._write(
+            "UPDATE batches SET status = ?, done = ?, failed = ?, detail = COALESCE(?, detail), updated_at = ? "
+            "WHERE id = ?",
+            (status, done, failed, detail, now_iso(), batch_id),
+        )
+
+    def finish_batch_requests(self, batch_id: str, states: dict[str, tuple[str, str | None]]) -> None:
+        """Record how each request of a collected batch ended: ``{key: (state, error)}``, state
+        ``done``, ``error`` or ``missing`` (expired or cancelled: a later run submits it again)."""
+        if self.readonly or not states:
+            return
+        try:
+            with self._lock:
+                self._conn.executemany(
+                    "UPDATE batch_requests SET state = ?, error = ? WHERE batch_id = ? AND key = ?",
+                    [(state, self._scrub(error), batch_id, key) for key, (state, error) in states.items()],
+                )
+        except sqlite3.Error as exc:
+            warnings.warn(f"llmeval store {self.path}: batch bookkeeping failed ({exc})", StoreWarning, stacklevel=2)
+
+    def batch_entries(self, batch_id: str) -> list[dict[str, Any]]:
+        """The requests of one batch: ``key``, ``custom_id``, ``request`` (payload), ``test_id``, ``state``."""
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT key, custom_id, request, test_id, state FROM batch_requests WHERE batch_id = ?",
+                    (batch_id,),
+                ).fetchall()
+        except sqlite3.Error:
+            return []
+        out = []
+        for key, custom_id, request, test_id, state in rows:
+            try:
+                payload = json.loads(request)
+            except ValueError:
+                payload = {}
+            out.append({"key": key, "custom_id": custom_id, "request": payload, "test_id": test_id, "state": state})
+        return out
+
+    def batches(self, *, pending: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+        """Batches, newest first: all of them, or only those still running (``pending``)."""
+        where = "WHERE status IN ('submitted', 'submitting')" if pending else ""
+        rows = self.execute(
+            "SELECT id, provider, endpoint, model, status, requests, done, failed, run_id, submitted_at, updated_at "
+            f"FROM batches {where} ORDER BY submitted_at DESC LIMIT ?",
+            (limit,),
+        )
+        names = ("id", "provider", "endpoint", "model", "status", "requests", "done", "failed", "run_id",
+                 "submitted_at", "updated_at")  # fmt: skip
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run SQL and return all rows (for the command line and tests)."""
         with self._lock:
