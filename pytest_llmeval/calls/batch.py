@@ -478,9 +478,12 @@ class BatchRunner:
         entries = [(it.key, it.custom_id, it.request.key_payload(), it.test_id) for it in items]
         claim_id, taken = store.claim_batch(
             provider=group.provider, endpoint=group.endpoint, model=group.spec.name, entries=entries,
-            run_id=caller.run_id,
+            run_id=caller.run_id, reuse_answers=caller.mode == "use",
         )  # fmt: skip
         for key, batch_id in taken.items():
+            if not batch_id.startswith("claim-") and store.batch_answered(batch_id, key):
+                self._take_stored(group, group.items[key], batch_id)
+                continue
             if batch_id.startswith("claim-"):
                 group.claimed_elsewhere.add(key)  # another process is submitting it right now
                 continue
@@ -532,6 +535,16 @@ class BatchRunner:
         finally:
             store.release_claim(claim_id)
         return live
+
+    def _take_stored(self, group: _Group, item: _Item, batch_id: str) -> None:
+        """A batch of another process (an xdist worker) answered ``item`` after this one planned it."""
+        caller = self.caller
+        group.claimed_elsewhere.discard(item.key)
+        stored = caller.store.get(item.key)
+        if stored is None:
+            return  # gone again (pruned): the real call makes it live
+        cost = estimate_cost(group.spec, Usage.from_dict(stored.get("usage")), caller.prices, batch=True)
+        caller.accept_batch_answer(item.request, stored, cost_usd=cost, batch_id=batch_id, key=item.key)
 
     # -- waiting -----------------------------------------------------------------------------
     def _wait(

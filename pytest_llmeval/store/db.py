@@ -322,13 +322,16 @@ class Store:
         entries: list[tuple[str, str, dict[str, Any], str | None]],
         run_id: str,
         stale_after_s: float = 600.0,
+        reuse_answers: bool = True,
     ) -> tuple[str | None, dict[str, str]]:
-        """Take the requests no live batch holds, for a batch about to be submitted.
+        """Take the requests no batch holds or has answered, for a batch about to be submitted.
 
         ``entries`` are ``(key, custom_id, request payload, test_id)``. Returns the claim's id
         (``None`` when every key was taken) and ``{key: batch id}`` for the keys a submitted
-        batch, or another process's claim younger than ``stale_after_s``, already holds. One
-        transaction: two processes sharing the store never both claim a key.
+        batch, another process's claim younger than ``stale_after_s``, or a batch whose stored
+        answer is there already holds (:meth:`batch_answered` tells which). ``reuse_answers``
+        ``False`` (``--llmeval-cache=refresh``) counts only answers of batches of ``run_id``.
+        One transaction: two processes sharing the store never both claim a key.
         """
         claim_id = "claim-" + os.urandom(8).hex()
         now = now_iso()
@@ -344,11 +347,16 @@ class Store:
                 try:
                     mine = []
                     for key, custom_id, request, test_id in entries:
+                        # Answered (by another xdist worker, between its planning and this claim)
+                        # first, else held by a batch still running or being submitted.
                         row = self._conn.execute(
                             "SELECT b.id FROM batch_requests r JOIN batches b ON b.id = r.batch_id "
-                            "WHERE r.key = ? AND r.state = 'pending' AND (b.status = 'submitted' "
-                            "OR (b.status = 'submitting' AND b.updated_at >= ?)) ORDER BY b.submitted_at DESC LIMIT 1",
-                            (key, cutoff),
+                            "WHERE r.key = ? AND ((r.state = 'done' AND (? OR b.run_id = ?) "
+                            "AND EXISTS (SELECT 1 FROM responses WHERE responses.key = r.key)) "
+                            "OR (r.state = 'pending' AND (b.status = 'submitted' "
+                            "OR (b.status = 'submitting' AND b.updated_at >= ?)))) "
+                            "ORDER BY r.state = 'done' DESC, b.submitted_at DESC LIMIT 1",
+                            (key, int(reuse_answers), run_id, cutoff),
                         ).fetchone()
                         if row is not None:
                             taken[key] = row[0]
@@ -373,6 +381,19 @@ class Store:
             warnings.warn(f"llmeval store {self.path}: batch bookkeeping failed ({exc})", StoreWarning, stacklevel=2)
             return claim_id, {}
         return (claim_id if len(taken) < len(entries) else None), taken
+
+    def batch_answered(self, batch_id: str, key: str) -> bool:
+        """Whether batch ``batch_id`` answered ``key`` and the answer is stored."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT 1 FROM batch_requests r JOIN responses ON responses.key = r.key "
+                    "WHERE r.batch_id = ? AND r.key = ? AND r.state = 'done'",
+                    (batch_id, key),
+                ).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None
 
     def batch_submitted(self, claim_id: str, batch_id: str, keys: list[str], *, status: str = "submitted") -> None:
         """The provider accepted ``keys`` of claim ``claim_id`` as batch ``batch_id``."""
