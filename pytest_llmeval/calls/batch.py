@@ -239,8 +239,9 @@ class _AnthropicBatchAPI:
                 except ProviderError as exc:
                     out[item.custom_id] = Outcome("error", error=str(exc))
             elif kind == "errored":
-                data = result.model_dump(mode="json").get("error") or {}
-                inner = data.get("error") if isinstance(data.get("error"), dict) else data
+                data: dict[str, Any] = result.model_dump(mode="json").get("error") or {}
+                nested = data.get("error")
+                inner: dict[str, Any] = nested if isinstance(nested, dict) else data
                 out[item.custom_id] = Outcome(
                     "error", error=f"{inner.get('type', 'error')}: {inner.get('message', data)}"
                 )
@@ -642,8 +643,8 @@ class BatchRunner:
         # plan (an earlier run's, another process's) are stored for them too.
         entries = {e["custom_id"]: e for e in caller.store.batch_entries(batch_id)}
         for key in watch.keys:
-            item = group.items[key]
-            entries.setdefault(item.custom_id, {"key": key, "request": item.request.key_payload()})
+            mine = group.items[key]
+            entries.setdefault(mine.custom_id, {"key": key, "request": mine.request.key_payload()})
         states: dict[str, tuple[str, str | None]] = {}
         again: list[_Item] = []
         for custom_id, entry in entries.items():
