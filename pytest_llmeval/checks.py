@@ -17,6 +17,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmeval.recording import record_result
+from pytest_llmeval.text import short_repr
 
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath
@@ -83,8 +84,8 @@ class CheckResult:
         # print as one long line of literal "\n"s. ``str()`` gives the multi-line form.
         return (
             f"<{self.name} {self.verdict}"
-            f" | expected: {shorten(self.expected, _REPR_VALUE_CHARS)}"
-            f" | actual: {shorten(self.actual, _REPR_VALUE_CHARS)}"
+            f" | expected: {short_repr(self.expected, _REPR_VALUE_CHARS)}"
+            f" | actual: {short_repr(self.actual, _REPR_VALUE_CHARS)}"
             f" | why: {self.explanation}>"
         )
 
@@ -96,8 +97,8 @@ class CheckResult:
         return "\n".join(
             [
                 f"{self.name}: {self.verdict}",
-                f"  expected: {shorten(self.expected, _DESCRIBE_VALUE_CHARS)}",
-                f"  actual:   {shorten(self.actual, _DESCRIBE_VALUE_CHARS)}",
+                f"  expected: {short_repr(self.expected, _DESCRIBE_VALUE_CHARS)}",
+                f"  actual:   {short_repr(self.actual, _DESCRIBE_VALUE_CHARS)}",
                 f"  why:      {self.explanation}",
             ]
         )
@@ -113,25 +114,6 @@ class CheckResult:
             "explanation": self.explanation,
             "metadata": _json_safe(self.metadata, max_chars),
         }
-
-
-def shorten(value: Any, limit: int = _DESCRIBE_VALUE_CHARS) -> str:
-    """``repr(value)``, cut in the middle with a note of the full length when too long.
-
-    ``repr`` shows control characters escaped, so a stray ``\\x1b`` or ``\\r`` in model
-    output cannot garble the terminal. Strings are cut before ``repr`` so that a 10 MB
-    output costs nothing to describe.
-    """
-    if isinstance(value, str):
-        if len(value) <= limit:
-            return repr(value)
-        half = max(limit // 2, 1)
-        return f"{value[:half]!r} ... {value[-half:]!r} ({len(value):,} chars, shortened)"
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    half = max(limit // 2, 1)
-    return f"{text[:half]} ... {text[-half:]} ({len(text):,} chars of repr, shortened)"
 
 
 def _json_safe(value: Any, max_chars: int | None) -> Any:
@@ -259,7 +241,9 @@ def exact(
     else:
         details = []
         if norm_actual != actual or norm_expected != wanted:
-            details.append(f"{shorten(norm_actual, _REPR_VALUE_CHARS)} != {shorten(norm_expected, _REPR_VALUE_CHARS)}")
+            details.append(
+                f"{short_repr(norm_actual, _REPR_VALUE_CHARS)} != {short_repr(norm_expected, _REPR_VALUE_CHARS)}"
+            )
         if max(len(norm_actual), len(norm_expected)) > _SHORT_TEXT:
             details.append(_first_difference(norm_actual, norm_expected))
         explanation = "; ".join(["not equal", *details]) + f" ({how})"
@@ -303,7 +287,7 @@ def includes(
     passed = bool(found) if any else not missing
     mode = "any" if any else "all"
     case_note = "ignoring case" if ignore_case else "case-sensitive"
-    listed = ", ".join(shorten(n, _REPR_VALUE_CHARS) for n in (found if passed else missing))
+    listed = ", ".join(short_repr(n, _REPR_VALUE_CHARS) for n in (found if passed else missing))
     if passed and any:
         explanation = f"found {listed} ({case_note})"
     elif passed:
@@ -366,7 +350,7 @@ def regex(output: Any, pattern: str | re.Pattern[str], *, flags: int = 0) -> Che
         }
     else:
         start, end = match.span()
-        explanation = f"matched {shorten(match.group(0), _REPR_VALUE_CHARS)} at characters {start}-{end}"
+        explanation = f"matched {short_repr(match.group(0), _REPR_VALUE_CHARS)} at characters {start}-{end}"
         metadata = {
             "match": match.group(0),
             "span": [start, end],
