@@ -57,7 +57,9 @@ class _Texts(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         if name not in self._names:
             raise KeyError(name)
-        return read_text(self._prefix + name).replace("{tool_name}", TOOL_NAME)
+        text = read_text(self._prefix + name)
+        # The tool's name lives in code (the parser needs it too); the file names it once.
+        return text.replace("{tool_name}", TOOL_NAME) if self._prefix == "output-" else text
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
