@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from pytest_llmeval.providers.base import ProviderFactory
 
 
-# A plain ``pytest_*`` function is a hook implementation for pytest's plugin manager; no
-# decorator, so that the call helper process (callproc.py) can import this without pytest.
+# A plain ``pytest_*`` function is a hook implementation for pytest's plugin manager, the
+# same shape a third-party provider's conftest.py uses.
 def pytest_llmeval_register_providers(register: Callable[[str, ProviderFactory], None]) -> None:
     """Register ``openai``, ``anthropic`` and ``local`` (imported only when a run starts)."""
     from pytest_llmeval.providers.anthropic import AnthropicProvider
