@@ -76,7 +76,8 @@ def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr
             baseline = load_results(args.baseline)
             alpha = args.alpha
             if alpha is None:
-                alpha = float(((results.get("baseline") or {}).get("alpha")) or 0.05)
+                section = results.get("baseline")  # the run's own level, else the default
+                alpha = float(section["alpha"]) if section and section.get("alpha") else 0.05
             if not 0.0 < alpha < 1.0:
                 print(f"report: --alpha must be between 0 and 1, got {alpha}", file=err)
                 return 2

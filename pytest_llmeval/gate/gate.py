@@ -12,7 +12,7 @@ nothing collected) is left alone.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +42,14 @@ _TALLY_NAMES = ("calls", "hits", "retries", "errors")
 
 
 # -- the baseline comparison ---------------------------------------------------------------
-def _case_key(case: dict[str, Any]) -> tuple[str, str | None, int]:
+def _case_key(case: Mapping[str, Any]) -> tuple[str, str | None, int]:
     return (case["nodeid"], case.get("model"), int(case.get("sample") or 0))
 
 
 def compare_baseline(
     evals: list[EvalResult],
-    cases: Iterable[dict[str, Any]],
-    baseline: ResultsDocument | dict[str, Any],
+    cases: Iterable[Mapping[str, Any]],
+    baseline: ResultsDocument | Mapping[str, Any],
     *,
     alpha: float,
     path: str,
@@ -67,7 +67,7 @@ def compare_baseline(
         key = _case_key(case)
         base_outcome[key] = case.get("outcome") == "passed"
         base_by_eval[(case["eval"], case.get("model"))].add(key)
-    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
     for case in sort_cases(cases):
         groups[(case["eval"], case.get("model"))].append(case)
 

@@ -70,10 +70,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, TypedDict, TypeVar, cast
 
 from pytest_llmeval.errors import LLMEvalError
 from pytest_llmeval.gate.stats import pass_at_k, pass_hat_k, percentile, wilson_interval
@@ -318,20 +318,24 @@ def case_id(nodeid: str, sample: int) -> str:
     return f"{head}[{'-'.join(parts)}]" if parts else head
 
 
-def _sort_key(case: dict[str, Any]) -> tuple[str, str, str, int]:
+#: A case as the plugin hands it over, or as a results file keeps it (:class:`CaseEntry`).
+_Case = TypeVar("_Case", bound=Mapping[str, Any])
+
+
+def _sort_key(case: Mapping[str, Any]) -> tuple[str, str, str, int]:
     return (case["eval"], case.get("model") or "", case["nodeid"], int(case.get("sample") or 0))
 
 
-def sort_cases(cases: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def sort_cases(cases: Iterable[_Case]) -> list[_Case]:
     """Cases in a fixed order, whatever order workers finished in; a case reported twice
     (a rerun plugin) keeps its last report."""
-    latest: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    latest: dict[tuple[str, str, str, int], _Case] = {}
     for case in cases:
         latest[_sort_key(case)] = case
     return [latest[k] for k in sorted(latest)]
 
 
-def _first_llm_key(case: dict[str, Any]) -> str | None:
+def _first_llm_key(case: Mapping[str, Any]) -> str | None:
     calls = case.get("calls") or []
     for call in calls:
         if call.get("role", "llm") == "llm":
@@ -349,7 +353,7 @@ def _cap_strings(value: Any, cap: int) -> Any:
     return value
 
 
-def case_for_json(case: dict[str, Any]) -> CaseEntry:
+def case_for_json(case: Mapping[str, Any]) -> CaseEntry:
     """A case as the JSON results keep it: plugin data plus ``key``, ``case``, ``passed``;
     outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters."""
     out = dict(case)
@@ -364,9 +368,9 @@ def case_for_json(case: dict[str, Any]) -> CaseEntry:
 
 
 # -- evals ---------------------------------------------------------------------------------
-def aggregate(cases: Iterable[dict[str, Any]]) -> list[EvalResult]:
+def aggregate(cases: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
     """One :class:`EvalResult` per eval and model, sorted by eval then model."""
-    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
     for case in sort_cases(cases):
         groups[(case["eval"], case.get("model"))].append(case)
     return [
@@ -374,7 +378,7 @@ def aggregate(cases: Iterable[dict[str, Any]]) -> list[EvalResult]:
     ]
 
 
-def _aggregate_one(eval_id: str, model: str | None, rows: list[dict[str, Any]]) -> EvalResult:
+def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]]) -> EvalResult:
     n = len(rows)
     passed = sum(r["outcome"] == "passed" for r in rows)
     errors = sum(r["outcome"] == "error" for r in rows)
@@ -482,7 +486,7 @@ def regression_line(result: EvalResult) -> str:
 # -- the results document ------------------------------------------------------------------
 def build_results(
     *,
-    cases: Iterable[dict[str, Any]],
+    cases: Iterable[Mapping[str, Any]],
     evals: list[EvalResult],
     passed: bool,
     reasons: list[str],

@@ -94,8 +94,8 @@ def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
         ("llmeval.calls", _num(len(calls))),
         ("llmeval.cached", _num(bool(calls) and all(bool(c.get("cached")) for c in calls))),
     ]
-    if case.get("key"):
-        props.append(("llmeval.key", case["key"]))
+    if key := case.get("key"):
+        props.append(("llmeval.key", key))
     for i, result in enumerate(case.get("results") or []):
         name = str(result.get("name") or "check")
         verdict = "pass" if result.get("passed") else "fail"
@@ -140,9 +140,8 @@ def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> by
     cases_by_model: dict[str, list[CaseEntry]] = defaultdict(list)
     for case in results.get("cases") or []:
         cases_by_model[case.get("model") or NO_MODEL].append(case)
-    baseline = {
-        (b["eval"], b.get("model") or NO_MODEL): b for b in ((results.get("baseline") or {}).get("evals") or [])
-    }
+    section = results.get("baseline")
+    baseline = {(b["eval"], b.get("model") or NO_MODEL): b for b in (section["evals"] if section else [])}
     host = hostname if hostname is not None else socket.gethostname()
     stamp = str(results.get("created_at") or "")[:19]
 
