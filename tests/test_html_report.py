@@ -539,8 +539,7 @@ def test_ten_thousand_cases_by_three_models_load_and_filter(page: Page, tmp_path
         f"{text_bytes / 1e6:.1f} MB), load+render {load_ms:.0f} ms, failures filter {filter_ms:.0f} ms, "
         f"search (incl. 120 ms debounce) {search_ms:.0f} ms"
     )
-    # Generous bounds on a shared 2-core machine; the printed figures are the measurement.
-    assert load_ms < 60_000 and filter_ms < 10_000 and search_ms < 10_000
+    # The figures are printed, not asserted: speed is measured by benchmarks/, not by a test.
     # Proportionate: the distinct text once, plus a small fixed structure per cell.
     assert size < text_bytes + 250 * len(cases), (size, text_bytes)
 
