@@ -146,12 +146,10 @@ class Interceptor:
     # -- one request -------------------------------------------------------------------------
     def _prepare(self, client: Any, request: Any) -> tuple[InterceptedRequest | None, Scope | None]:
         """The request as the caller takes it, or ``None`` when it is not ours to serve."""
-        _refuse_placeholder(request)
         scope = self.scope
-        if scope is None:
-            return None, None
-        api = classify(request.method, request.url.path, request.headers)
-        if api is None:
+        api = classify(request.method, request.url.path, request.headers) if scope is not None else None
+        if scope is None or api is None:
+            _refuse_placeholder(request)  # not served: it would go out, and never with the placeholder
             return None, None
         import json
 
@@ -180,7 +178,7 @@ class Interceptor:
             content=content,
             stream=bool(body.get("stream")),
             endpoint=target.base_url,
-            send=self._sender(client),
+            send=self._sender(client, base),
         )
         intercepted = InterceptedRequest(
             model=target.spec,
@@ -265,7 +263,7 @@ class Interceptor:
                 record.prompt = request.messages
 
     # -- sending -----------------------------------------------------------------------------
-    def _sender(self, client: Any) -> Any:
+    def _sender(self, client: Any, base_url: str) -> Any:
         """How an intercepted request is really sent: through the app's own sync client (its
         transport, proxies and TLS settings), or for an async client through a plain sync one,
         since the caller makes calls from worker threads."""
@@ -279,8 +277,8 @@ class Interceptor:
             if transport is not None and type(transport) is not httpx2.AsyncHTTPTransport:
                 self._warn_once(
                     type(client).__name__ + type(transport).__name__,
-                    f"llmeval: the async HTTP client {type(client).__name__} of the app uses its own transport "
-                    f"({type(transport).__name__}), which the plugin cannot use from its call threads; "
+                    f"llmeval: the app's async HTTP client ({type(client).__name__} for {base_url}) uses its own "
+                    f"transport ({type(transport).__name__}), which the plugin cannot use from its call threads; "
                     "its intercepted model calls are sent through a standard HTTP client instead",
                 )
             target = self._forwarding_client()
@@ -314,8 +312,9 @@ class Interceptor:
             return self._forward_client
 
     def _warn_once(self, key: str, message: str) -> None:
-        if key in self._warned:
-            return
+        planner = self.caller.planner
+        if key in self._warned or (planner is not None and planner.context is not None):
+            return  # a planning run's warnings are dropped: the real run says it
         self._warned.add(key)
         warnings.warn(pytest.PytestWarning(message), stacklevel=2)
 
