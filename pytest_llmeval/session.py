@@ -68,11 +68,8 @@ class EvalSession:
 
             config.pluginmanager.register(XdistHooks(self), "llmeval-xdist")
         self.intercept: InterceptHooks | None = None
-        if settings.intercept:
-            self._start_intercept()
-        elif settings.cache_mode == "replay" and not (
-            os.environ.get("OPENAI_API_KEY") and os.environ.get("ANTHROPIC_API_KEY")
-        ):
+        keyless = not (os.environ.get("OPENAI_API_KEY") and os.environ.get("ANTHROPIC_API_KEY"))
+        if settings.intercept or (settings.cache_mode == "replay" and keyless):
             # Before collection: an app's module-level SDK client is made when its tests import it.
             self._start_intercept()
 
@@ -83,7 +80,8 @@ class EvalSession:
         from pytest_llmeval.intercept.hooks import InterceptHooks
 
         self.intercept = InterceptHooks(self.caller, default=self.settings.intercept)
-        if self.settings.cache_mode == "replay":
+        mode = self.settings.cache_mode
+        if mode == "replay" or (mode == "use" and self.settings.intercept):
             self.intercept.interceptor.supply_placeholder_keys()
         self.config.pluginmanager.register(self.intercept, "llmeval-intercept")
 

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Interceptor", "Scope", "PLACEHOLDER_KEYS"]
 
-#: Supplied for the run under ``--llmeval-cache=replay`` when no key is set, so an SDK client
-#: made at import time still constructs. A request carrying it is never sent anywhere.
+#: Supplied for the run when no key is set (under ``--llmeval-cache=replay``, or ``use`` with ini
+#: ``llmeval_intercept = true``), so an SDK client made at import time still constructs. It is
+#: never sent: stripped from the plugin's own and forwarded calls, any other request refused.
 PLACEHOLDER_KEYS = {
     "OPENAI_API_KEY": "sk-llmeval-replay-placeholder-never-sent",
     "ANTHROPIC_API_KEY": "sk-ant-llmeval-replay-placeholder-never-sent",
@@ -103,14 +104,18 @@ class Interceptor:
 
             def send(client: Any, request: Any, **kwargs: Any) -> Any:
                 owner = _Patch.owner
-                if owner is None or PLUGIN_CALL.get():
+                if owner is None:
                     return sync_send(client, request, **kwargs)
+                if PLUGIN_CALL.get():
+                    return sync_send(client, _without_placeholder(request), **kwargs)
                 return owner.handle(client, request, kwargs, sync_send)
 
             async def asend(client: Any, request: Any, **kwargs: Any) -> Any:
                 owner = _Patch.owner
-                if owner is None or PLUGIN_CALL.get():
+                if owner is None:
                     return await async_send(client, request, **kwargs)
+                if PLUGIN_CALL.get():
+                    return await async_send(client, _without_placeholder(request), **kwargs)
                 return await owner.ahandle(client, request, kwargs, async_send)
 
             send.__doc__ = sync_send.__doc__
@@ -286,6 +291,9 @@ class Interceptor:
         def send(method: str, url: str, headers: list[tuple[str, str]], content: bytes, timeout: float) -> Any:
             if self.caller.mode == "replay":  # defence in depth: the caller never gets here in replay
                 raise CacheMissError(f"--llmeval-cache=replay: {url} would be called")
+            # The placeholder key is never sent: without it a local server still answers,
+            # a real API says that the key is missing.
+            headers = [(k, v) for k, v in headers if not _is_placeholder(k, v)]
             req = httpx2.Request(
                 method, url, headers=headers, content=content, extensions={"timeout": httpx2.Timeout(timeout).as_dict()}
             )
@@ -319,16 +327,29 @@ class Interceptor:
         warnings.warn(pytest.PytestWarning(message), stacklevel=2)
 
 
+_AUTH_HEADERS = ("authorization", "x-api-key", "api-key")
+
+
+def _is_placeholder(name: str, value: str) -> bool:
+    return name.lower() in _AUTH_HEADERS and any(p in value for p in _PLACEHOLDER_VALUES)
+
+
+def _without_placeholder(request: Any) -> Any:
+    """The plugin's own provider call, minus a placeholder key it picked up from the environment."""
+    for name in _AUTH_HEADERS:
+        if _is_placeholder(name, request.headers.get(name) or ""):
+            del request.headers[name]
+    return request
+
+
 def _refuse_placeholder(request: Any) -> None:
-    headers = request.headers
-    for name in ("authorization", "x-api-key", "api-key"):
-        value = headers.get(name) or ""
-        if any(p in value for p in _PLACEHOLDER_VALUES):
+    for name in _AUTH_HEADERS:
+        if _is_placeholder(name, request.headers.get(name) or ""):
             raise CacheMissError(
-                f"--llmeval-cache=replay: a request to {request.url.host} carries the placeholder API key the "
-                "plugin supplies for replay, and is not sent. Only model calls of intercepting evals "
-                "(@pytest.mark.llmeval(intercept=True)) are served from the store; set a real key to "
-                "let other requests through"
+                f"no API key is set, and a request to {request.url.host}{request.url.path} carries the placeholder "
+                "the plugin supplies so that SDK clients made at import time construct: it is not sent. Only the "
+                "model calls of intercepting evals (@pytest.mark.llmeval(intercept=True)) are served from the "
+                "store; set a real key to let other requests through"
             )
 
 
