@@ -534,3 +534,19 @@ def test_the_store_keeps_the_stream_and_the_body(app: pytest.Pytester, fake_api:
     assert rows[1]["http"]["sse"].endswith("data: [DONE]\n\n")
     assert rows[1]["http"]["headers"]["content-type"].startswith("text/event-stream")
     assert all("authorization" not in json.dumps(r).lower() for r in rows)
+
+
+def test_the_example_app_replays_offline_without_a_key(tmp_path) -> None:
+    # examples/app: a module-level openai.OpenAI() client, no key, replayed from the recording.
+    from test_examples import outcomes, run_examples
+
+    proc = run_examples(tmp_path, "--llmeval-cache=replay", "--llmeval-json", str(tmp_path / "r.json"), "-k", "triage")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    seen = outcomes(proc.stdout)
+    assert "ERROR" not in seen.values(), out[-5000:]
+    for name in ("test_classify_ticket", "test_draft_reply"):
+        assert len([t for t in seen if t.split("[")[0].endswith(name)]) == 6, sorted(seen)
+    cases = [c for c in json.loads((tmp_path / "r.json").read_text())["cases"] if "app/" in c["nodeid"]]
+    assert len(cases) == 12 and all(c["calls"] and all(k["cached"] for k in c["calls"]) for c in cases)
+    assert {k["role"] for c in cases for k in c["calls"]} == {"llm"}  # routed to the model under test
