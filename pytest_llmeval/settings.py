@@ -184,6 +184,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_batch_wait", "Seconds a run waits for its batches (default: until done, 24 h).", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
+    parser.addini("llmeval_intercept", "Serve the app's own openai/anthropic SDK calls in every eval.",
+                  type="bool", default=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ class Settings:
     judge_templates: Path | None = None
     batch: bool = False
     batch_wait_s: float = 86400.0
+    intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -296,6 +299,7 @@ class Settings:
             batch_wait_s=number(
                 "llmeval_batch_wait", "llmeval_batch_wait", float, BATCH_WAIT_CAP_S, 0.0, BATCH_WAIT_CAP_S
             ),
+            intercept=bool(ini("llmeval_intercept")),
         )
 
 
