@@ -317,3 +317,33 @@ def test_the_progress_line_says_submitted_done_failed_and_elapsed() -> None:
     line.close()
     assert stream.getvalue().endswith("\r")
     _ProgressLine(None, lambda: 0.0).update(1, 1, 1, 0)  # no terminal: nothing to draw, no error
+
+
+def test_an_application_s_own_sdk_calls_are_made_live(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    # intercept=True forwards the app's request as it was sent: it has no place in a batch.
+    pytester.makepyfile(
+        myapp="""
+        import openai
+
+        client = openai.OpenAI()
+
+        def classify(text):
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+            return reply.choices[0].message.content
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+        from myapp import classify
+
+        @pytest.mark.llmeval(intercept=True)
+        @pytest.mark.parametrize("text", ["refund please", "app crashes"])
+        def test_classify(text):
+            assert classify(text) == f"echo: {text}"
+        """
+    )
+    result = pytester.runpytest("--llmeval-batch", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert fake_api.count() == 2 and fake_api.batches == []
+    result.stdout.fnmatch_lines(["*openai:gpt-4o-mini (intercepted SDK calls) has no batch API*made live*"])

@@ -445,9 +445,11 @@ class BatchRunner:
         live: list[tuple[Request, str | None]] = []
         groups: dict[tuple[str, str, str], _Group] = {}
         for request, test_id in misses:
-            provider = caller.registry.get(request.model)
+            provider = caller._provider(request)
             if not _has_batch_api(provider):
-                name = str(request.model)
+                # An application's own SDK request (intercept=True) is forwarded as it was sent.
+                intercepted = getattr(request, "provider", None) is not None
+                name = f"{request.model} (intercepted SDK calls)" if intercepted else str(request.model)
                 if name not in self._said_live:
                     self._said_live.add(name)
                     self.report.live_models.append(name)
