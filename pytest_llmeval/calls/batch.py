@@ -49,11 +49,12 @@ __all__ = [
 # the JSON framing around each request.
 OPENAI_LIMITS = (50_000, 190 * 1024 * 1024)
 ANTHROPIC_LIMITS = (100_000, 240 * 1024 * 1024)
-# Poll quickly at first (a small batch often ends within seconds), then back off.
+# Poll quickly at first (a small batch often ends within seconds), then back off: the pause
+# is a tenth of the time waited so far, so a batch is seen at most ~10% after it ended (and at
+# most MAX_POLL_S late), with a number of polls that grows only with the log of the wait.
 FIRST_POLL_S = 0.5
 MAX_POLL_S = 30.0
-# Gently: a batch that ends after 5 s is seen within about half a second of it.
-POLL_BACKOFF = 1.25
+POLL_SHARE = 0.1
 # A batch that fails to answer this many polls in a row is left pending for this run.
 MAX_POLL_ERRORS = 5
 
@@ -565,7 +566,6 @@ class BatchRunner:
         stream: TextIO | None,
     ) -> None:
         progress = _ProgressLine(stream, self._clock)
-        interval = FIRST_POLL_S
         started = self._clock()
         try:
             while True:
@@ -592,8 +592,8 @@ class BatchRunner:
                 left = self.wait_s - self._waited - (self._clock() - started)
                 if left <= 0:
                     break
-                self._sleep(min(interval, left))
-                interval = min(interval * POLL_BACKOFF, MAX_POLL_S)
+                waited = self._clock() - started
+                self._sleep(min(max(FIRST_POLL_S, POLL_SHARE * waited), MAX_POLL_S, left))
         finally:
             progress.close()
             spent = self._clock() - started
