@@ -120,8 +120,8 @@ class Interceptor:
 
             send.__doc__ = sync_send.__doc__
             asend.__doc__ = async_send.__doc__
-            httpx2.Client.send = send  # type: ignore[method-assign]
-            httpx2.AsyncClient.send = asend  # type: ignore[method-assign]
+            httpx2.Client.send = send  # type: ignore[method-assign,assignment]
+            httpx2.AsyncClient.send = asend  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         """Put ``send`` back and remove the placeholder keys (the end of the run)."""
