@@ -56,7 +56,7 @@ _SECRET_PARAM = r"(key|token|secret|password|passwd|sig|signature|auth|credentia
 _URL_USERINFO = r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:]*:)(?P<secret>[^\s/@]+)(?=@)"
 _URL_PARAM = (
     r"(?P<pre>[?&](?:[\w.-]*(?:key|token|secret|password|passwd|sig|signature|credential)[\w.-]*)=)"
-    r"(?P<secret>[^&\s#\"'<>]+)"
+    r"(?P<secret>[^&\s#\"'<>:;,)\]]+)"
 )
 
 
