@@ -377,7 +377,7 @@ def _hidden_dirs() -> tuple[str, ...]:
     from pathlib import Path
 
     dirs = [str(Path(__file__).resolve().parent) + os.sep]
-    for name in ("openai", "anthropic", "httpx", "httpcore"):
+    for name in ("_pytest", "pluggy", "openai", "anthropic", "httpx", "httpcore"):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
             dirs.append(str(Path(module.__file__).resolve().parent) + os.sep)
