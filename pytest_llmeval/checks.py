@@ -7,15 +7,17 @@ Each check returns a :class:`CheckResult` that is truthy when it passes, so a te
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmeval.recording import record_result
+from pytest_llmeval.text import short_repr
 
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath
@@ -82,8 +84,8 @@ class CheckResult:
         # print as one long line of literal "\n"s. ``str()`` gives the multi-line form.
         return (
             f"<{self.name} {self.verdict}"
-            f" | expected: {shorten(self.expected, _REPR_VALUE_CHARS)}"
-            f" | actual: {shorten(self.actual, _REPR_VALUE_CHARS)}"
+            f" | expected: {short_repr(self.expected, _REPR_VALUE_CHARS)}"
+            f" | actual: {short_repr(self.actual, _REPR_VALUE_CHARS)}"
             f" | why: {self.explanation}>"
         )
 
@@ -95,8 +97,8 @@ class CheckResult:
         return "\n".join(
             [
                 f"{self.name}: {self.verdict}",
-                f"  expected: {shorten(self.expected, _DESCRIBE_VALUE_CHARS)}",
-                f"  actual:   {shorten(self.actual, _DESCRIBE_VALUE_CHARS)}",
+                f"  expected: {short_repr(self.expected, _DESCRIBE_VALUE_CHARS)}",
+                f"  actual:   {short_repr(self.actual, _DESCRIBE_VALUE_CHARS)}",
                 f"  why:      {self.explanation}",
             ]
         )
@@ -112,25 +114,6 @@ class CheckResult:
             "explanation": self.explanation,
             "metadata": _json_safe(self.metadata, max_chars),
         }
-
-
-def shorten(value: Any, limit: int = _DESCRIBE_VALUE_CHARS) -> str:
-    """``repr(value)``, cut in the middle with a note of the full length when too long.
-
-    ``repr`` shows control characters escaped, so a stray ``\\x1b`` or ``\\r`` in model
-    output cannot garble the terminal. Strings are cut before ``repr`` so that a 10 MB
-    output costs nothing to describe.
-    """
-    if isinstance(value, str):
-        if len(value) <= limit:
-            return repr(value)
-        half = max(limit // 2, 1)
-        return f"{value[:half]!r} ... {value[-half:]!r} ({len(value):,} chars, shortened)"
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    half = max(limit // 2, 1)
-    return f"{text[:half]} ... {text[-half:]} ({len(text):,} chars of repr, shortened)"
 
 
 def _json_safe(value: Any, max_chars: int | None) -> Any:
@@ -258,7 +241,9 @@ def exact(
     else:
         details = []
         if norm_actual != actual or norm_expected != wanted:
-            details.append(f"{shorten(norm_actual, _REPR_VALUE_CHARS)} != {shorten(norm_expected, _REPR_VALUE_CHARS)}")
+            details.append(
+                f"{short_repr(norm_actual, _REPR_VALUE_CHARS)} != {short_repr(norm_expected, _REPR_VALUE_CHARS)}"
+            )
         if max(len(norm_actual), len(norm_expected)) > _SHORT_TEXT:
             details.append(_first_difference(norm_actual, norm_expected))
         explanation = "; ".join(["not equal", *details]) + f" ({how})"
@@ -302,7 +287,7 @@ def includes(
     passed = bool(found) if any else not missing
     mode = "any" if any else "all"
     case_note = "ignoring case" if ignore_case else "case-sensitive"
-    listed = ", ".join(shorten(n, _REPR_VALUE_CHARS) for n in (found if passed else missing))
+    listed = ", ".join(short_repr(n, _REPR_VALUE_CHARS) for n in (found if passed else missing))
     if passed and any:
         explanation = f"found {listed} ({case_note})"
     elif passed:
@@ -365,7 +350,7 @@ def regex(output: Any, pattern: str | re.Pattern[str], *, flags: int = 0) -> Che
         }
     else:
         start, end = match.span()
-        explanation = f"matched {shorten(match.group(0), _REPR_VALUE_CHARS)} at characters {start}-{end}"
+        explanation = f"matched {short_repr(match.group(0), _REPR_VALUE_CHARS)} at characters {start}-{end}"
         metadata = {
             "match": match.group(0),
             "span": [start, end],
@@ -488,109 +473,200 @@ def _short_json(value: Any, limit: int = _REPR_VALUE_CHARS) -> str:
 
 
 # --------------------------------------------------------------------------- JSON Schema
+#
+# Validation is the ``jsonschema`` library's, in the draft the schema's ``$schema`` names
+# (2020-12 when it names none). Two guards sit in front of it, because a schema mistake
+# must never read as a passing check: the schema itself is validated against its draft's
+# meta-schema, and a keyword its draft does not know (a typo such as "properies", which
+# JSON Schema itself would silently ignore) is an error. Formats are asserted, and a
+# format this installation cannot check is an error too, not an annotation.
 
-_TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
-# Keywords that only annotate: ignoring them cannot make a check pass wrongly.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Keywords that only annotate, in every draft: ignoring them cannot make a check pass
+# wrongly. The meta-schemas list them too; this keeps drafts whose meta-schema is terse.
 _ANNOTATIONS = frozenset(
     {
-        "$schema",
-        "$id",
-        "$comment",
-        "title",
-        "description",
-        "default",
-        "examples",
-        "deprecated",
+        "$schema", "$id", "id", "$comment", "$anchor", "$dynamicAnchor", "$recursiveAnchor", "$vocabulary",
+        "$defs", "definitions", "title", "description", "default", "examples", "deprecated", "readOnly",
+        "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "then", "else",
     }
-)
-_SCHEMA_KEYWORDS = frozenset(
+)  # fmt: skip
+# Where keywords hold schemas, for the walk that checks every subschema's keywords. Other
+# keyword values (property names, enum members, defaults) are data and are not walked.
+_SCHEMA_VALUED = frozenset(
     {
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "enum",
-        "const",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minItems",
-        "maxItems",
-        "anyOf",
-        "oneOf",
-        "allOf",
-        "not",
+        "additionalProperties", "additionalItems", "items", "contains", "propertyNames", "not", "if", "then",
+        "else", "unevaluatedItems", "unevaluatedProperties", "contentSchema",
     }
+)  # fmt: skip
+_SCHEMA_MAPS = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"}
 )
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SCHEMA_ARRAYS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
 
 
 def _schema_error(where: str, message: str) -> ValueError:
     return ValueError(f"is_json(): invalid schema at {where}: {message}")
 
 
-def _check_schema(schema: Any, where: str = "#") -> None:
-    """Reject schemas this validator cannot honour, before any data is looked at."""
-    if isinstance(schema, bool):
-        return
+def _pointer(path: Iterable[Any]) -> str:
+    """A location in the schema as a JSON Pointer fragment: ``#/properties/a``."""
+    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in path]
+    return "#" + "".join(f"/{part}" for part in parts)
+
+
+def _validator_class(schema: Any) -> Any:
+    """The jsonschema validator class of the draft ``schema`` names (2020-12 by default)."""
+    from jsonschema import Draft202012Validator, validators
+
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    named = schema.get("$schema") if isinstance(schema, dict) else None
+    if named is not None:
+        known = (cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id") or "").rstrip("#")
+        # jsonschema falls back to its latest draft for a $schema it does not know; a
+        # misspelt draft URL would then be validated by rules the author did not pick.
+        if not isinstance(named, str) or named.rstrip("#") != known:
+            raise _schema_error("#/$schema", f"unknown JSON Schema draft {named!r}")
+    return cls
+
+
+@cache
+def _vocabulary(cls: Any) -> frozenset[str]:
+    """Every keyword the draft of validator class ``cls`` defines."""
+    meta = cls.META_SCHEMA
+    keywords = set(cls.VALIDATORS) | set(meta.get("properties", {})) | _ANNOTATIONS
+    refs = [part["$ref"] for part in meta.get("allOf", ()) if isinstance(part, dict) and "$ref" in part]
+    if refs:
+        # 2019-09 and later spread their keywords over vocabulary meta-schemas.
+        from jsonschema_specifications import REGISTRY
+
+        resolver = REGISTRY.resolver(base_uri=meta.get("$id", ""))
+        for ref in refs:
+            keywords |= set(resolver.lookup(ref).contents.get("properties", {}))
+    return frozenset(keywords)
+
+
+def _unknown_keywords(schema: Any, vocabulary: frozenset[str], path: tuple[Any, ...] = ()) -> None:
+    """A ``ValueError`` for the first keyword, in any subschema, outside ``vocabulary``."""
     if not isinstance(schema, dict):
-        raise _schema_error(where, f"a schema must be an object or boolean, got {schema!r}")
-    for key, arg in schema.items():
-        at = f"{where}/{key}"
-        if key in _ANNOTATIONS:
-            continue
-        if key not in _SCHEMA_KEYWORDS:
-            supported = ", ".join(sorted(_SCHEMA_KEYWORDS))
-            raise ValueError(f"is_json(): unsupported JSON Schema keyword {key!r} at {where} (supported: {supported})")
-        _check_keyword(key, arg, at)
+        return
+    for key, value in schema.items():
+        if key not in vocabulary:
+            close = difflib.get_close_matches(key, sorted(vocabulary), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"is_json(): unsupported JSON Schema keyword {key!r} at {_pointer(path)} "
+                f"(unknown to the schema's draft, so it would be ignored{hint})"
+            )
+        here = (*path, key)
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            for name, sub in value.items():
+                _unknown_keywords(sub, vocabulary, (*here, name))
+        elif key in _SCHEMA_ARRAYS and isinstance(value, list):
+            for index, sub in enumerate(value):
+                _unknown_keywords(sub, vocabulary, (*here, index))
+        elif key in _SCHEMA_VALUED:
+            _unknown_keywords(value, vocabulary, here)
 
 
-def _check_keyword(key: str, arg: Any, at: str) -> None:
-    if key == "type":
-        names = arg if isinstance(arg, list) else [arg]
-        unknown = [n for n in names if n not in _TYPES]
-        if unknown or not names:
-            raise _schema_error(at, f"unknown type {unknown or arg!r}; known: {', '.join(_TYPES)}")
-    elif key == "properties":
-        if not isinstance(arg, dict):
-            raise _schema_error(at, "must be an object of schemas")
-        for name, sub in arg.items():
-            _check_schema(sub, f"{at}/{name}")
-    elif key == "required":
-        if not isinstance(arg, list) or not all(isinstance(n, str) for n in arg):
-            raise _schema_error(at, "must be a list of property names")
-    elif key in ("additionalProperties", "not"):
-        _check_schema(arg, at)
-    elif key == "items":
-        if isinstance(arg, list):
-            raise _schema_error(at, "a list of item schemas (tuple form) is not supported")
-        _check_schema(arg, at)
-    elif key == "enum":
-        if not isinstance(arg, list):
-            raise _schema_error(at, "must be a list")
-    elif key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        if isinstance(arg, bool) or not isinstance(arg, (int, float)):
-            raise _schema_error(at, f"must be a number, got {arg!r}")
-    elif key in ("minLength", "maxLength", "minItems", "maxItems"):
-        if isinstance(arg, bool) or not isinstance(arg, int) or arg < 0:
-            raise _schema_error(at, f"must be a non-negative integer, got {arg!r}")
-    elif key == "pattern":
-        if not isinstance(arg, str):
-            raise _schema_error(at, "must be a string")
+def _unchecked_formats(schema: Any, checkable: Iterable[str], path: tuple[Any, ...] = ()) -> Iterator[str]:
+    """``format`` values no checker of this installation asserts, with where they are."""
+    if isinstance(schema, dict):
+        fmt = schema.get("format")
+        if isinstance(fmt, str) and fmt not in checkable:
+            yield f"{fmt!r} at {_pointer((*path, 'format'))}"
+        for key, value in schema.items():
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                for name, sub in value.items():
+                    yield from _unchecked_formats(sub, checkable, (*path, key, name))
+            elif key in _SCHEMA_ARRAYS and isinstance(value, list):
+                for index, sub in enumerate(value):
+                    yield from _unchecked_formats(sub, checkable, (*path, key, index))
+            elif key in _SCHEMA_VALUED:
+                yield from _unchecked_formats(value, checkable, (*path, key))
+
+
+def _refs(schema: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """Every ``$ref`` in ``schema`` with where it is; ``("", path)`` marks an embedded ``$id``."""
+    if isinstance(schema, dict):
+        if path and ("$id" in schema or "id" in schema):
+            yield "", path
+        if isinstance(schema.get("$ref"), str):
+            yield schema["$ref"], (*path, "$ref")
+        for key, value in schema.items():
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                for name, sub in value.items():
+                    yield from _refs(sub, (*path, key, name))
+            elif key in _SCHEMA_ARRAYS and isinstance(value, list):
+                for index, sub in enumerate(value):
+                    yield from _refs(sub, (*path, key, index))
+            elif key in _SCHEMA_VALUED:
+                yield from _refs(value, (*path, key))
+
+
+def _check_refs(schema: Any, cls: Any) -> None:
+    """A ``ValueError`` for a ``$ref`` that does not resolve, even where the data never
+    reaches it (it would fail only for some outputs otherwise)."""
+    refs = list(_refs(schema))
+    if not refs or any(not ref for ref, _ in refs):
+        return  # embedded $id resources change the base URI: left to validation time
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import specification_with
+
+    spec = specification_with(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id"))
+    resource = spec.create_resource(schema)
+    uri = resource.id() or ""
+    resolver = Registry().with_resource(uri, resource).resolver(base_uri=uri)
+    for ref, path in refs:
         try:
-            re.compile(arg)
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise _schema_error(
+                _pointer(path), f"$ref {ref!r} does not resolve; only references inside the schema are followed"
+            ) from None
+
+
+def _meta_error_message(error: Any) -> str:
+    """The meta-schema's complaint about a schema, said for the schema's author."""
+    keyword = error.path[-1] if error.path else None
+    instance = error.instance
+    if keyword == "type" and error.validator in ("anyOf", "enum", "type"):
+        return f"unknown type {instance!r}; known: array, boolean, integer, null, number, object, string"
+    if keyword == "items" and isinstance(instance, list):
+        return "a list of item schemas (tuple form) is written prefixItems since draft 2020-12"
+    if keyword == "pattern" and error.validator == "format" and isinstance(instance, str):
+        try:
+            re.compile(instance)
         except re.error as err:
-            raise _schema_error(at, f"invalid regular expression {arg!r}: {err}") from None
-    elif key in ("anyOf", "oneOf", "allOf"):
-        if not isinstance(arg, list) or not arg:
-            raise _schema_error(at, "must be a non-empty list of schemas")
-        for index, sub in enumerate(arg):
-            _check_schema(sub, f"{at}/{index}")
+            return f"invalid regular expression {instance!r}: {err}"
+    return str(error.message)
+
+
+def _compile_schema(schema: Any) -> Any:
+    """A jsonschema validator for ``schema``; ``ValueError`` naming the part that is wrong."""
+    from jsonschema import exceptions
+
+    if not isinstance(schema, (dict, bool)):
+        raise _schema_error("#", f"a schema must be an object or boolean, got {schema!r}")
+    cls = _validator_class(schema)
+    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+    problem = exceptions.best_match(meta.iter_errors(schema))
+    if problem is not None:
+        raise _schema_error(_pointer(problem.path), _meta_error_message(problem))
+    _unknown_keywords(schema, _vocabulary(cls))
+    _check_refs(schema, cls)
+    checker = cls.FORMAT_CHECKER
+    unchecked = list(_unchecked_formats(schema, checker.checkers))
+    if unchecked:
+        raise _schema_error(
+            unchecked[0].rpartition(" at ")[2],
+            f"format {unchecked[0].rpartition(' at ')[0]} cannot be checked by this installation, so it would "
+            f"always pass; checkable formats: {', '.join(sorted(checker.checkers))} (more come with "
+            "`pip install jsonschema[format]`)",
+        )
+    return cls(schema, format_checker=checker)
 
 
 def _child_path(path: str, key: str | int) -> str:
@@ -601,107 +677,82 @@ def _child_path(path: str, key: str | int) -> str:
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-def _type_matches(value: Any, name: str) -> bool:
-    if name == "integer":
-        # JSON Schema counts 1.0 as an integer; Python's json parses it as float.
-        return _json_type(value) == "integer" or (isinstance(value, float) and value.is_integer())
-    if name == "number":
-        return _json_type(value) in ("integer", "number")
-    return _json_type(value) == name
+def _instance_path(error: Any) -> str:
+    path = "$"
+    for part in error.absolute_path:
+        path = _child_path(path, part)
+    return path
 
 
-def _validate(value: Any, schema: Any, path: str = "$") -> Iterator[str]:
-    """Yield one ``"<json path>: <message>"`` per violation, in document order."""
-    if schema is True:
-        return
-    if schema is False:
-        yield f"{path}: no value is allowed here (schema is false)"
-        return
-    if "type" in schema:
-        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_type_matches(value, n) for n in names):
-            yield f"{path}: expected {' or '.join(names)}, got {_json_type(value)}"
-            return  # further keywords would only repeat the type mismatch
-    if "enum" in schema and not any(_json_equal(value, e) for e in schema["enum"]):
-        yield f"{path}: {_short_json(value)} is not one of {_short_json(schema['enum'])}"
-    if "const" in schema and not _json_equal(value, schema["const"]):
-        yield f"{path}: expected {_short_json(schema['const'])}, got {_short_json(value)}"
-    if isinstance(value, str):
-        yield from _validate_string(value, schema, path)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield from _validate_number(value, schema, path)
-    elif isinstance(value, list):
-        yield from _validate_array(value, schema, path)
-    elif isinstance(value, dict):
-        yield from _validate_object(value, schema, path)
-    yield from _validate_combinators(value, schema, path)
+def _violations(validator: Any, value: Any) -> list[str]:
+    """One ``"<json path>: <message>"`` per violation of ``value``, in document order."""
+    from referencing.exceptions import Unresolvable
+
+    try:
+        errors = list(validator.iter_errors(value))
+    except Unresolvable as err:
+        # Remote references are never fetched: an eval must not reach the network.
+        raise ValueError(
+            f"is_json(): the schema's $ref cannot be resolved ({err}); only references inside the schema "
+            "(#/$defs/...) are followed"
+        ) from None
+    messages: list[str] = []
+    for error in errors:
+        messages.extend(_violation_messages(validator, error))
+    return messages
 
 
-def _validate_string(value: str, schema: dict[str, Any], path: str) -> Iterator[str]:
-    if "minLength" in schema and len(value) < schema["minLength"]:
-        yield f"{path}: string of {len(value)} chars is shorter than minLength {schema['minLength']}"
-    if "maxLength" in schema and len(value) > schema["maxLength"]:
-        yield f"{path}: string of {len(value)} chars is longer than maxLength {schema['maxLength']}"
-    if "pattern" in schema and re.search(schema["pattern"], value) is None:
-        yield f"{path}: {_short_json(value)} does not match pattern {schema['pattern']!r}"
+def _violation_messages(validator: Any, error: Any) -> list[str]:
+    """What one jsonschema error says, in the words of the other checks: expected, got, why."""
+    path, kind, arg, value = _instance_path(error), error.validator, error.validator_value, error.instance
+    if kind is None:  # a `false` schema
+        return [f"{path}: no value is allowed here (schema is false)"]
+    if kind == "type":
+        names = arg if isinstance(arg, list) else [arg]
+        return [f"{path}: expected {' or '.join(names)}, got {_json_type(value)}"]
+    if kind == "required":
+        suffix = " is a required property"
+        name = error.message[: -len(suffix)] if error.message.endswith(suffix) else error.message
+        return [f"{path}: missing required property {name}"]
+    if kind == "additionalProperties" and arg is False and isinstance(value, dict):
+        known = error.schema.get("properties", {})
+        patterns = error.schema.get("patternProperties", {})
+        extra = [k for k in value if k not in known and not any(re.search(p, k) for p in patterns)]
+        return [f"{path}: unexpected property {k!r} (additionalProperties is false)" for k in extra]
+    if kind in ("anyOf", "oneOf"):
+        if kind == "oneOf":
+            matching = [i for i, sub in enumerate(arg) if validator.evolve(schema=sub).is_valid(value)]
+            if len(matching) > 1:
+                return [f"{path}: matches {len(matching)} oneOf alternatives {matching}, expected exactly one"]
+        return [f"{path}: matches no {kind} alternative ({_alternatives(validator, error)})"]
+    simple = {
+        "enum": lambda: f"{_short_json(value)} is not one of {_short_json(arg)}",
+        "const": lambda: f"expected {_short_json(arg)}, got {_short_json(value)}",
+        "minimum": lambda: f"{value} is less than minimum {arg}",
+        "maximum": lambda: f"{value} is greater than maximum {arg}",
+        "exclusiveMinimum": lambda: f"{value} is not greater than exclusiveMinimum {arg}",
+        "exclusiveMaximum": lambda: f"{value} is not less than exclusiveMaximum {arg}",
+        "minLength": lambda: f"string of {len(value)} chars is shorter than minLength {arg}",
+        "maxLength": lambda: f"string of {len(value)} chars is longer than maxLength {arg}",
+        "pattern": lambda: f"{_short_json(value)} does not match pattern {arg!r}",
+        "minItems": lambda: f"array of {len(value)} item(s) has fewer than minItems {arg}",
+        "maxItems": lambda: f"array of {len(value)} item(s) has more than maxItems {arg}",
+        "not": lambda: "must not match the 'not' schema",
+        "format": lambda: f"{_short_json(value)} is not a valid {arg!r}",
+    }
+    if kind in simple:
+        return [f"{path}: {simple[kind]()}"]
+    return [f"{path}: {error.message}"]  # the library's own words for the rarer keywords
 
 
-def _validate_number(value: float, schema: dict[str, Any], path: str) -> Iterator[str]:
-    if "minimum" in schema and value < schema["minimum"]:
-        yield f"{path}: {value} is less than minimum {schema['minimum']}"
-    if "maximum" in schema and value > schema["maximum"]:
-        yield f"{path}: {value} is greater than maximum {schema['maximum']}"
-    if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-        yield f"{path}: {value} is not greater than exclusiveMinimum {schema['exclusiveMinimum']}"
-    if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
-        yield f"{path}: {value} is not less than exclusiveMaximum {schema['exclusiveMaximum']}"
-
-
-def _validate_array(value: list[Any], schema: dict[str, Any], path: str) -> Iterator[str]:
-    if "minItems" in schema and len(value) < schema["minItems"]:
-        yield f"{path}: array of {len(value)} item(s) has fewer than minItems {schema['minItems']}"
-    if "maxItems" in schema and len(value) > schema["maxItems"]:
-        yield f"{path}: array of {len(value)} item(s) has more than maxItems {schema['maxItems']}"
-    if "items" in schema:
-        for index, item in enumerate(value):
-            yield from _validate(item, schema["items"], _child_path(path, index))
-
-
-def _validate_object(value: dict[str, Any], schema: dict[str, Any], path: str) -> Iterator[str]:
-    for name in schema.get("required", []):
-        if name not in value:
-            yield f"{path}: missing required property {name!r}"
-    properties: dict[str, Any] = schema.get("properties", {})
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        if key in properties:
-            yield from _validate(item, properties[key], _child_path(path, key))
-        elif extra is False:
-            yield f"{path}: unexpected property {key!r} (additionalProperties is false)"
-        elif extra is not True:
-            yield from _validate(item, extra, _child_path(path, key))
-
-
-def _validate_combinators(value: Any, schema: dict[str, Any], path: str) -> Iterator[str]:
-    for sub in schema.get("allOf", []):
-        yield from _validate(value, sub, path)
-    if "anyOf" in schema:
-        failures = [list(_validate(value, sub, path)) for sub in schema["anyOf"]]
-        if all(failures):
-            yield f"{path}: matches no anyOf alternative ({_alternatives(failures)})"
-    if "oneOf" in schema:
-        failures = [list(_validate(value, sub, path)) for sub in schema["oneOf"]]
-        matching = [i for i, errors in enumerate(failures) if not errors]
-        if not matching:
-            yield f"{path}: matches no oneOf alternative ({_alternatives(failures)})"
-        elif len(matching) > 1:
-            yield (f"{path}: matches {len(matching)} oneOf alternatives {matching}, expected exactly one")
-    if "not" in schema and not any(True for _ in _validate(value, schema["not"], path)):
-        yield f"{path}: must not match the 'not' schema"
-
-
-def _alternatives(failures: Sequence[list[str]]) -> str:
-    return "; ".join(f"[{i}] {errors[0]}" for i, errors in enumerate(failures))
+def _alternatives(validator: Any, error: Any) -> str:
+    """The first reason each alternative of an anyOf/oneOf failed: ``[0] ...; [1] ...``."""
+    first: dict[int, str] = {}
+    for sub in error.context:
+        index = sub.relative_schema_path[0]
+        if index not in first:
+            first[index] = _violation_messages(validator, sub)[0]
+    return "; ".join(f"[{i}] {first[i]}" for i in sorted(first))
 
 
 # --------------------------------------------------------------------------- is_json
@@ -712,19 +763,18 @@ def is_json(output: Any, schema: dict[str, Any] | bool | None = None) -> CheckRe
 
     When the whole output is not JSON, the first fenced code block (```` ```json ````,
     ```` ``` ```` or ``~~~``) that parses is used. The parsed document is
-    ``result.value`` (also ``result.metadata["value"]``). ``schema`` is a JSON Schema
-    subset: ``type``, ``properties``, ``required``, ``additionalProperties``, ``items``,
-    ``enum``, ``const``, ``minimum``, ``maximum``, ``exclusiveMinimum``,
-    ``exclusiveMaximum``, ``minLength``, ``maxLength``, ``pattern``, ``minItems``,
-    ``maxItems``, ``anyOf``, ``oneOf``, ``allOf``, ``not``; any other keyword raises
-    ``ValueError`` rather than being ignored::
+    ``result.value`` (also ``result.metadata["value"]``). ``schema`` is a JSON Schema,
+    validated with the ``jsonschema`` library in the draft its ``$schema`` names (2020-12
+    by default), formats included. A mistake in the schema raises ``ValueError`` naming
+    the bad part, before the output is looked at: a schema the meta-schema rejects, a
+    keyword the draft does not know (``"properies"``), a format that cannot be checked, a
+    ``$ref`` that does not resolve inside the schema (none is fetched)::
 
         result = is_json(answer, {"type": "object", "required": ["name"]})
         assert result
         assert result.value["name"] == "Ada"
     """
-    if schema is not None:
-        _check_schema(schema)
+    validator = _compile_schema(schema) if schema is not None else None
     text = _text(output, "is_json")
     parsed = _parse_json(text)
     # The schema goes in metadata, not `expected`: printed whole it would crowd the
@@ -737,9 +787,9 @@ def is_json(output: Any, schema: dict[str, Any] | bool | None = None) -> CheckRe
         return _finish(CheckResult("is_json", False, expected, text, parsed.error, metadata))
     found = f"{_describe_json(parsed.value)} from {'the ' if parsed.source == 'output' else ''}"
     found += parsed.source
-    if schema is None:
+    if validator is None:
         return _finish(CheckResult("is_json", True, expected, text, f"valid JSON: {found}", metadata))
-    errors = list(_validate(parsed.value, schema))
+    errors = _violations(validator, parsed.value)
     metadata["errors"] = errors
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

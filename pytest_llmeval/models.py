@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypedDict, get_args
 
 from pytest_llmeval.errors import ConfigError
 from pytest_llmeval.store.redaction import secrets_in_url, without_credentials
@@ -17,6 +17,9 @@ __all__ = [
     "Completion",
     "Usage",
     "ToolCall",
+    "StoredCompletion",
+    "StoredUsage",
+    "StoredToolCall",
     "canonical_json",
     "key_of",
     "CacheMode",
@@ -210,6 +213,45 @@ class Request:
         return key_of(self.key_payload())
 
 
+class StoredUsage(TypedDict):
+    """Token counts in a :class:`StoredCompletion` (0 when the provider did not say)."""
+
+    input_tokens: int  # every prompt token, cached ones included
+    output_tokens: int
+    cached_input_tokens: int  # prompt tokens the provider served from its prompt cache
+
+
+class StoredToolCall(TypedDict):
+    """A tool call in a :class:`StoredCompletion`."""
+
+    name: str
+    arguments: Any  # parsed from JSON; None when the model's arguments were not valid JSON
+    raw_arguments: str  # the arguments as the model wrote them ("" when it sent parsed ones)
+
+
+class _StoredCompletionFields(TypedDict):
+    text: str
+    model: str
+    usage: StoredUsage
+    tool_calls: list[StoredToolCall]
+    finish_reason: str | None
+    refusal: str | None
+
+
+class StoredCompletion(_StoredCompletionFields, total=False):
+    """A completion as a provider returns it and the store keeps it (JSON-safe).
+
+    ``text`` is the answer's text ("" when it has only tool calls), ``model`` the model
+    that answered as the server named it, ``usage`` its token counts, ``tool_calls`` the
+    tool calls it made, ``finish_reason`` the provider's own stop reason (``"stop"``,
+    ``"length"``, ``"max_tokens"``, ``"tool_calls"``...) and ``refusal`` the reason given
+    when the model refused, else ``None``. The caller adds ``latency_s``, the request's
+    own time in seconds, before storing it; a provider does not set it.
+    """
+
+    latency_s: float
+
+
 @dataclass(frozen=True)
 class Usage:
     """Token counts as the provider reported them."""
@@ -218,7 +260,8 @@ class Usage:
     output_tokens: int = 0
     cached_input_tokens: int = 0
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> StoredUsage:
+        """The stored form."""
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -262,7 +305,7 @@ class Completion:
     def __str__(self) -> str:
         return self.text
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> StoredCompletion:
         """The stored form (without ``cached``, ``latency_s`` and ``key``, which vary per call)."""
         return {
             "text": self.text,
@@ -276,7 +319,9 @@ class Completion:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **extra: Any) -> Completion:
+    def from_dict(cls, data: Mapping[str, Any], **extra: Any) -> Completion:
+        """A completion from its stored form (:class:`StoredCompletion`); ``extra`` sets the
+        per-call fields (``cached``, ``latency_s``, ``key``, ``cost_usd``)."""
         return cls(
             text=data.get("text") or "",
             model=data.get("model") or "",

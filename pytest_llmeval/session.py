@@ -81,7 +81,7 @@ class EvalSession:
     def graders(self) -> GraderRegistry:
         """Graders by name, made on first use: a run without judged evals never imports the judge."""
         if self._graders is None:
-            from pytest_llmeval.judge import judge as builtin_graders
+            from pytest_llmeval.judge import graders as builtin_graders
 
             pluginmanager = self.config.pluginmanager
             if not pluginmanager.is_registered(builtin_graders):

@@ -488,11 +488,81 @@ def test_is_json_annotations_are_allowed() -> None:
     assert is_json("{}", schema)
 
 
-@pytest.mark.parametrize("keyword", ["format", "$ref", "patternProperties", "uniqueItems"])
-def test_is_json_unsupported_keyword_raises(keyword: str) -> None:
+@pytest.mark.parametrize(
+    ("keyword", "hint"),
+    [("properies", "properties"), ("minimun", "minimum"), ("requierd", "required"), ("addtionalProperties", None)],
+)
+def test_is_json_unsupported_keyword_raises(keyword: str, hint: str | None) -> None:
+    # JSON Schema itself ignores an unknown keyword, so a typo would make the check pass.
     schema = {"type": "object", "properties": {"a": {keyword: "x"}}}
-    with pytest.raises(ValueError, match=f"unsupported JSON Schema keyword '{re.escape(keyword)}' at #/properties/a"):
+    with pytest.raises(
+        ValueError, match=f"unsupported JSON Schema keyword '{re.escape(keyword)}' at #/properties/a"
+    ) as info:
         is_json("{}", schema)  # raised even though "a" is absent from the data
+    if hint is not None:
+        assert f"did you mean '{hint}'?" in str(info.value)
+
+
+def test_is_json_unknown_keywords_are_found_in_every_subschema() -> None:
+    for schema, where in [
+        ({"items": {"maxItem": 1}}, "#/items"),
+        ({"anyOf": [{"type": "string"}, {"minimun": 1}]}, "#/anyOf/1"),
+        ({"$defs": {"p": {"typ": "string"}}}, "#/$defs/p"),
+        ({"additionalProperties": {"patern": "a"}}, "#/additionalProperties"),
+        ({"not": {"constt": 1}}, "#/not"),
+    ]:
+        with pytest.raises(ValueError, match=f"unsupported JSON Schema keyword .* at {re.escape(where)} "):
+            is_json("{}", schema)
+    # Values that are data, not schemas, may hold any keys.
+    assert is_json('{"properies": 1}', {"properties": {"properies": {"const": 1}}, "default": {"minimun": 0}})
+
+
+def test_is_json_keywords_follow_the_draft_of_the_schema() -> None:
+    # prefixItems exists from draft 2020-12; in a draft-07 schema it would be ignored.
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "prefixItems": [{"type": "string"}]}
+    with pytest.raises(ValueError, match="unsupported JSON Schema keyword 'prefixItems' at #"):
+        is_json("[1]", draft7)
+    assert not is_json("[1]", {"prefixItems": [{"type": "string"}]})
+    tuple_items = {"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}]}
+    assert is_json('["a", 1]', tuple_items.copy() | {"additionalItems": {"type": "integer"}})
+    assert "$[0]: expected string, got integer" in is_json("[1]", tuple_items).explanation
+
+
+@pytest.mark.parametrize(
+    ("schema", "good", "bad", "message"),
+    [
+        ({"format": "email"}, '"a@b.org"', '"nope"', "$: \"nope\" is not a valid 'email'"),
+        ({"format": "date"}, '"2024-02-29"', '"2023-02-29"', "is not a valid 'date'"),
+        ({"uniqueItems": True}, "[1, 2]", "[1, 1]", "has non-unique elements"),
+        ({"patternProperties": {"^n_": {"type": "number"}}}, '{"n_a": 1}', '{"n_a": "1"}', "$.n_a: expected number"),
+        (
+            {"$defs": {"id": {"type": "integer"}}, "properties": {"id": {"$ref": "#/$defs/id"}}},
+            '{"id": 1}',
+            '{"id": "1"}',
+            "$.id: expected integer, got string",
+        ),
+        ({"multipleOf": 5}, "10", "7", "7 is not a multiple of 5"),
+        ({"dependentRequired": {"a": ["b"]}}, '{"a": 1, "b": 2}', '{"a": 1}', "'b' is a dependency of 'a'"),
+        ({"if": {"minimum": 10}, "then": {"multipleOf": 10}}, "20", "15", "15 is not a multiple of 10"),
+    ],
+)
+def test_is_json_checks_the_whole_standard(schema: Any, good: str, bad: str, message: str) -> None:
+    # The keywords the hand-written validator refused are checked by jsonschema now.
+    assert is_json(good, schema), is_json(good, schema).explanation
+    result = is_json(bad, schema)
+    assert not result
+    assert message in result.explanation
+
+
+def test_is_json_validates_the_schema_before_the_output() -> None:
+    with pytest.raises(ValueError, match="cannot be checked by this installation, so it would always pass"):
+        is_json("{}", {"properties": {"home": {"format": "no-such-format"}}})
+    with pytest.raises(ValueError, match=re.escape("at #/properties/a/$ref: $ref '#/$defs/b' does not resolve")):
+        is_json("{}", {"properties": {"a": {"$ref": "#/$defs/b"}}})
+    with pytest.raises(ValueError, match="only references inside the schema are followed"):
+        is_json("1", {"$ref": "https://example.com/schema.json"})  # never fetched
+    with pytest.raises(ValueError, match=re.escape("at #/$schema: unknown JSON Schema draft")):
+        is_json("{}", {"$schema": "https://json-schema.org/draft/2020-12/schma"})
 
 
 @pytest.mark.parametrize(
@@ -500,11 +570,12 @@ def test_is_json_unsupported_keyword_raises(keyword: str) -> None:
     [
         ({"type": "float"}, "unknown type"),
         ({"items": [{"type": "string"}]}, "tuple form"),
-        ({"minLength": -1}, "non-negative integer"),
+        ({"minLength": -1}, "at #/minLength: -1 is less than the minimum of 0"),
         ({"pattern": "("}, "invalid regular expression"),
-        ({"anyOf": []}, "non-empty list"),
-        ({"required": "a"}, "list of property names"),
-        ({"minimum": "1"}, "must be a number"),
+        ({"anyOf": []}, "at #/anyOf: [] should be non-empty"),
+        ({"required": "a"}, "at #/required: 'a' is not of type 'array'"),
+        ({"minimum": "1"}, "at #/minimum: '1' is not of type 'number'"),
+        ({"properties": {"a": {"type": "strin"}}}, "at #/properties/a/type: unknown type 'strin'"),
         ("object", "must be an object or boolean"),
     ],
 )
@@ -590,8 +661,9 @@ def test_jsonpath_invalid_filter_regex_is_named() -> None:
         jsonpath(SHOP, "$.items[?(@.sku =~ '[')]")
 
 
-def test_checks_module_does_not_import_jsonpath_ng_eagerly() -> None:
-    code = "import sys, pytest_llmeval.checks; print('jsonpath_ng' in sys.modules)"
+@pytest.mark.parametrize("library", ["jsonpath_ng", "jsonschema"])
+def test_checks_module_does_not_import_its_libraries_eagerly(library: str) -> None:
+    code = f"import sys, pytest_llmeval.checks; print({library!r} in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"

@@ -19,13 +19,9 @@ import pytest
 from fakeapi import FakeAPI
 
 from pytest_llmeval import Grade, JudgeError
-from pytest_llmeval.judge.judge import (
-    FACTUALITY_CHOICES,
-    ReplyProblem,
-    build_messages_and_params,
-    check_choices,
-    parse_reply,
-)
+from pytest_llmeval.judge.graders import FACTUALITY_CHOICES, check_choices
+from pytest_llmeval.judge.parsing import ReplyProblem, parse_reply
+from pytest_llmeval.judge.prompt import build_messages_and_params
 from pytest_llmeval.judge.templates import BUILTIN
 from pytest_llmeval.models import Completion, ModelSpec, Request, ToolCall
 
@@ -436,7 +432,7 @@ def test_grade_repr_is_one_short_line_and_to_dict_is_json_safe() -> None:
     data = grade.to_dict()
     json.dumps(data)
     assert set(data) >= {"name", "passed", "score", "reasoning", "raw", "judge_model", "label", "verdict", "criteria"}
-    assert len(data["raw"]) < 5_000 and "shortened" in data["raw"]
+    assert len(data["raw"]) < 5_000 and "characters left out" in data["raw"]
     described = grade.describe()
     assert "judge:     openai:gpt-4o" in described and "\\x1b" in described  # control chars escaped
     assert str(grade) == described
@@ -474,8 +470,30 @@ def test_judge_calls_are_cached_and_logged(pytester: pytest.Pytester, fake_api: 
     assert all("test_it[" in r[3] for r in rows)
 
 
+@pytest.mark.parametrize(
+    ("model", "grader", "digest"),
+    [
+        ("openai:gpt-4o", "rubric", "626d90b1d7fd73fa56a39c58e8912926fe3c8541f348fb7207d9155f20c745e9"),
+        ("anthropic:claude-x", "classify", "ee64b6db37f904620cff64e83d846b42017b859fccbca489e50581d4257b9ab5"),
+        ("other:m", "factuality", "f39cbc84b87d73ca99878cad5a41ed88be577dd7da2cb1255efe000f796dd87d"),
+    ],
+)
+def test_builtin_judge_requests_are_unchanged(model: str, grader: str, digest: str) -> None:
+    # The judge's texts are package data (judge/templates/*.txt) and part of every judge
+    # request's cache key: an edit, a stray newline or CRLF there would re-grade every
+    # recorded case. Change these digests only together with PROMPT_VERSION.
+    import hashlib
+
+    from pytest_llmeval.models import canonical_json
+
+    values = {"output": "Paris", "criteria": "Names Paris", "input": "Q?", "reference": None, "expert": "Paris"}
+    messages, params = build_messages_and_params(ModelSpec.parse(model), BUILTIN[grader], values, ["PASS", "FAIL"])
+    payload = canonical_json({"messages": messages, "params": params}).encode("utf-8")
+    assert hashlib.sha256(payload).hexdigest() == digest
+
+
 def test_template_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_llmeval.judge.judge as judge_module
+    import pytest_llmeval.judge.prompt as prompt_module
 
     spec = ModelSpec.parse("openai:gpt-4o")
     values = {"output": "Paris", "criteria": "Names Paris", "input": None, "reference": None, "expert": None}
@@ -486,7 +504,7 @@ def test_template_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) ->
 
     first = key()
     assert key() == first  # deterministic: the nonce is a hash, not random
-    monkeypatch.setattr(judge_module, "PROMPT_VERSION", "2")
+    monkeypatch.setattr(prompt_module, "PROMPT_VERSION", "2")
     assert key() != first
 
 
@@ -669,12 +687,25 @@ def test_plugins_register_graders_and_can_replace_builtin_ones(pytester: pytest.
 
 def test_a_bad_grader_name_is_refused() -> None:
     from pytest_llmeval.errors import ConfigError
-    from pytest_llmeval.judge.judge import GraderRegistry
+    from pytest_llmeval.judge import GraderRegistry
 
     registry = GraderRegistry()
     for name in ("with_template", "model", "_private", "not an identifier"):
         with pytest.raises(ConfigError, match="grader name"):
             registry.register(name, lambda judge, output: None)  # type: ignore[arg-type, return-value]
+
+
+def test_reserved_grader_names_are_the_judges_own_attributes() -> None:
+    # graders.py keeps the list itself (importing the Judge would be a cycle): it must name
+    # every public attribute of a Judge, class or instance, except the built-in graders.
+    from pytest_llmeval.judge import Judge
+    from pytest_llmeval.judge.graders import RESERVED_NAMES, builtin_registry
+    from pytest_llmeval.judge.judge import Judge as JudgeClass
+
+    assert Judge is JudgeClass
+    judge = Judge(None, ModelSpec.parse("openai:gpt-4o"))  # type: ignore[arg-type]
+    own = {n for n in (*dir(Judge), *vars(judge)) if not n.startswith("_")}
+    assert own - set(builtin_registry().names) == RESERVED_NAMES
 
 
 # --------------------------------------------------------------------------- configuration
@@ -764,15 +795,15 @@ def test_judge_error_is_an_llmeval_error() -> None:
 
 def test_judge_output_may_be_a_completion() -> None:
     # The Judge reads .text of a Completion, as the checks do; other types are a TypeError.
-    from pytest_llmeval.judge.judge import _require_text
+    from pytest_llmeval.judge.graders import require_text
 
-    assert _require_text(Completion(text="hi", model="m"), "output", "t") == "hi"
+    assert require_text(Completion(text="hi", model="m"), "output", "t") == "hi"
     with pytest.raises(TypeError, match="output must be a str"):
-        _require_text(42, "output", "t")
+        require_text(42, "output", "t")
 
 
 def test_paths_of_templates_are_read_as_utf8(tmp_path: Path) -> None:
-    from pytest_llmeval.judge.judge import read_template_file
+    from pytest_llmeval.judge.prompt import read_template_file
 
     path = tmp_path / "t.txt"
     path.write_text("Évalue {output}", encoding="utf-8")

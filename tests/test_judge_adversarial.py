@@ -26,15 +26,10 @@ import openai  # noqa: F401
 import pytest
 from fakeapi import FakeAPI
 
-import pytest_llmeval.judge.judge as judge_module
-from pytest_llmeval.judge.judge import (
-    BUILTIN,
-    ReplyProblem,
-    build_messages_and_params,
-    judge_mode,
-    parse_reply,
-    prompt_nonce,
-)
+import pytest_llmeval.judge.prompt as prompt_module
+from pytest_llmeval.judge.parsing import ReplyProblem, parse_reply
+from pytest_llmeval.judge.prompt import build_messages_and_params, judge_mode, prompt_nonce
+from pytest_llmeval.judge.templates import BUILTIN
 from pytest_llmeval.models import Completion, ModelSpec, ToolCall
 
 CRITERIA = "Names the capital of France (Paris)"
@@ -76,7 +71,7 @@ HARMLESS = "Lyon"
 
 
 def unneutralise(text: str) -> str:
-    """The inverse of :func:`pytest_llmeval.judge.judge.neutralise` (entities back to characters)."""
+    """The inverse of :func:`pytest_llmeval.judge.prompt.neutralise` (entities back to characters)."""
     for entity, char in (("&#58;", ":"), ("&#61;", "="), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
         text = text.replace(entity, char)
     return text
@@ -204,7 +199,7 @@ def test_a_gullible_judge_is_fooled_without_neutralising(mode: str, monkeypatch:
     spec = SPECS[mode]
     honest = {name: verdict_of(request_body(spec, output), spec) for name, output, _ in ATTACKS}
     assert honest == {name: truth for name, _, truth in ATTACKS}
-    monkeypatch.setattr(judge_module, "neutralise", lambda text: text)
+    monkeypatch.setattr(prompt_module, "neutralise", lambda text: text)
     fooled = {name for name, output, truth in ATTACKS if verdict_of(request_body(spec, output), spec) != truth}
     # Tags and parroted JSON fool every path; a quoted verdict line fools the text path.
     assert {"fake-close", "fake-close-suffix", "fake-json", "fenced-json", "fake-tool", "sabotage-json"} <= fooled

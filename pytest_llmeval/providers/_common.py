@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_llmeval.errors import ProviderError
-from pytest_llmeval.models import ModelSpec
+from pytest_llmeval.models import ModelSpec, StoredCompletion
 from pytest_llmeval.store import redaction
 from pytest_llmeval.store.redaction import secrets_in_url, without_credentials
 
@@ -99,8 +99,8 @@ def _error_detail(exc: BaseException) -> str:
 
 
 def parse_json_reply(
-    parse: Callable[[dict[str, Any], ModelSpec], dict[str, Any]], data: Any, spec: ModelSpec, endpoint: str
-) -> dict[str, Any]:
+    parse: Callable[[dict[str, Any], ModelSpec], StoredCompletion], data: Any, spec: ModelSpec, endpoint: str
+) -> StoredCompletion:
     """``parse(data, spec)``; a reply of another shape is an unreadable response (retryable)."""
     try:
         if not isinstance(data, dict):

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from pytest_llmeval.errors import ConfigError, MissingKeyError
-from pytest_llmeval.models import ModelSpec, Request
+from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
 from pytest_llmeval.providers._common import parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -94,7 +94,7 @@ class AnthropicProvider:
             kwargs["tool_choice"] = _anthropic_tool_choice(tool_choice)
         return split_extra(kwargs, params, self._named)
 
-    def complete(self, request: Request, *, timeout: float) -> dict[str, Any]:
+    def complete(self, request: Request, *, timeout: float) -> StoredCompletion:
         client = self._get_client()
         kwargs = self.build_kwargs(request)
         try:
@@ -134,9 +134,9 @@ def _anthropic_tool_choice(choice: Any) -> Any:
     return choice
 
 
-def _parse_response(data: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     text_parts: list[str] = []
-    tool_calls: list[dict[str, Any]] = []
+    tool_calls: list[StoredToolCall] = []
     for block in data.get("content") or ():
         kind = block.get("type")
         if kind == "text":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmeval.errors import ConfigError, ProviderError
-from pytest_llmeval.models import ModelSpec, Request
+from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
 
 __all__ = [
     "LocalProvider",
@@ -103,7 +103,7 @@ class LocalProvider:
         # without llama_cpp (a replayed run has no need for it), from the file when there is one.
         self.endpoint = _endpoint(spec.name)
 
-    def complete(self, request: Request, *, timeout: float) -> dict[str, Any]:
+    def complete(self, request: Request, *, timeout: float) -> StoredCompletion:
         """Run the model on ``request``; ``timeout`` is not enforced (see the class docstring)."""
         kwargs = build_kwargs(self.spec, request)  # a bad parameter fails before any loading
         model = _load(self.spec)
@@ -284,10 +284,10 @@ def _function(tool: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_response(response: Any, spec: ModelSpec) -> dict[str, Any]:
+def _parse_response(response: Any, spec: ModelSpec) -> StoredCompletion:
     choice = (response.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    tool_calls = []
+    tool_calls: list[StoredToolCall] = []
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         raw = function.get("arguments") or ""

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from pytest_llmeval.errors import MissingKeyError, ProviderError
-from pytest_llmeval.models import ModelSpec, Request
+from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
 from pytest_llmeval.providers._common import (
     content_text,
     parse_json_reply,
@@ -74,7 +74,7 @@ class OpenAIProvider:
             params["max_completion_tokens"] = params.pop("max_tokens")
         return split_extra(kwargs, params, self._named)
 
-    def complete(self, request: Request, *, timeout: float) -> dict[str, Any]:
+    def complete(self, request: Request, *, timeout: float) -> StoredCompletion:
         client = self._get_client()
         kwargs = self.build_kwargs(request)  # after _get_client: needs the SDK's parameter names
         if self._no_auth is not None:
@@ -116,13 +116,13 @@ def _openai_tool_choice(choice: Any) -> Any:
     return choice
 
 
-def _parse_response(data: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     choices = data.get("choices")
     if not choices:
         raise ProviderError(f"{spec}: the response has no choices", retryable=True)
     choice = choices[0]
     message = choice.get("message") or {}
-    tool_calls = []
+    tool_calls: list[StoredToolCall] = []
     for call in message.get("tool_calls") or ():
         function = call.get("function")
         if function is None:
