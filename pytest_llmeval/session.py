@@ -378,7 +378,7 @@ def _hidden_dirs() -> tuple[str, ...]:
 
     dirs = [str(Path(__file__).resolve().parent) + os.sep]
     for name in ("_pytest", "pluggy", "openai", "anthropic", "httpx", "httpcore"):
-        module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            dirs.append(str(Path(module.__file__).resolve().parent) + os.sep)
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            dirs.append(str(Path(path).resolve().parent) + os.sep)
     return tuple(dirs)
