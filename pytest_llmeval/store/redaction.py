@@ -60,6 +60,17 @@ _URL_PARAM = (
 )
 
 
+#: API keys the plugin supplies for a run when none is set (under ``--llmeval-cache=replay``,
+#: or ``use`` with ini ``llmeval_intercept = true``), so an SDK client made at import time
+#: still constructs. Never sent (intercept/transport.py strips or refuses them) and not
+#: secrets (store/redaction.py leaves them alone).
+PLACEHOLDER_KEYS = {
+    "OPENAI_API_KEY": "sk-llmeval-replay-placeholder-never-sent",
+    "ANTHROPIC_API_KEY": "sk-ant-llmeval-replay-placeholder-never-sent",
+}
+_PLACEHOLDERS = frozenset(PLACEHOLDER_KEYS.values())
+
+
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """Values of environment variables named like keys (``*API_KEY``, ``*_KEY``, ``*TOKEN``,
     ``*SECRET``, ``*PASSWORD``, ...) of :data:`MIN_SECRET_LENGTH` characters or more, and the
@@ -69,6 +80,8 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...
         if "://" in value:
             found.update(secrets_in_url(value))
             continue
+        if value in _PLACEHOLDERS:
+            continue  # the plugin's own stand-in for a missing key, not a secret
         if (
             re.search(_SECRET_NAME, name, re.IGNORECASE)
             and not re.search(_LOCATION_NAME, name, re.IGNORECASE)
