@@ -649,6 +649,8 @@ class FakeAPI(_BatchEndpoints):
         return None
 
     def _fail(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        if flt.kind in ECHO_AUTH_KINDS:
+            return self._fail_echoing_auth(h, rec, flt)
         if flt.kind == "reset":
             h.close_connection = True
             # SO_LINGER 0 makes close() send RST; rfile holds a reference that would defer the close.
@@ -861,6 +863,13 @@ class FakeAPI(_BatchEndpoints):
             },
         }
 
+    # ----- hostile servers: error bodies that echo the credentials (see ECHO_AUTH_KINDS) -----
+    def _fail_echoing_auth(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        status = int(flt.kind.split("-", 1)[0])
+        names = ("authorization", "x-api-key")
+        sent = "; ".join(f"{name}: {rec.headers[name]}" for name in names if name in rec.headers)
+        self._error(h, rec, status, f"Request rejected (injected). Headers received: {sent or 'none'}")
+
     def _responses_response(self, body: dict[str, Any], ans: dict[str, Any]) -> dict[str, Any]:
         tools = ([ans["tool"]] if ans.get("tool") else []) + list(ans.get("tools") or [])
         output: list[dict[str, Any]] = []
@@ -999,3 +1008,10 @@ def _responses_events(body: dict[str, Any], payload: dict[str, Any]) -> bytes:
         out.append(event("response.output_item.done", output_index=i, item=item))
     out.append(event("response.completed", response=payload))
     return b"".join(out)
+
+
+#: Faults whose error body repeats the request's ``Authorization`` / ``x-api-key`` header, as
+#: some proxies and self-hosted servers do on a rejected key or a bad request.
+ECHO_AUTH_KINDS = frozenset({"401-echo-auth", "400-echo-auth"})
+FAULT_KINDS = FAULT_KINDS | ECHO_AUTH_KINDS
+__all__ += ["ECHO_AUTH_KINDS"]

@@ -46,6 +46,7 @@ the planner switches itself off with one warning.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import threading
 import time
@@ -208,7 +209,7 @@ class Planner:
         return True
 
     def _should_plan(self, item: pytest.Item) -> bool:
-        if CASE_KEY not in item.stash:
+        if not _plannable(item):
             return False
         if self._enabled is None:
             self._enabled = self._usable()
@@ -240,7 +241,7 @@ class Planner:
             start = items.index(anchor)
         except ValueError:
             return
-        batch = [it for it in items[start:] if CASE_KEY in it.stash and self._state(it).status in ("new", "pending")]
+        batch = [it for it in items[start:] if _plannable(it) and self._state(it).status in ("new", "pending")]
         if not batch:
             return
         self.stats.generations += 1
@@ -455,6 +456,20 @@ class Planner:
             warnings.simplefilter("ignore")
             with internals.quiet_capture(self.config):
                 yield
+
+
+def _plannable(item: pytest.Item) -> bool:
+    """An eval item whose test function is synchronous.
+
+    ``async def`` tests are never planned: their awaits are in flight together already, and
+    a planning stop inside their event loop would leave tasks whose exception nobody
+    retrieves; asyncio logs those from the garbage collector, which on CPython 3.11 can
+    re-enter a running ``ast.parse`` ("AST constructor recursion depth mismatch").
+    """
+    if CASE_KEY not in item.stash:
+        return False
+    function = getattr(item, "obj", None)
+    return not (inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function))
 
 
 def _fetched(future: Future[bool]) -> bool:

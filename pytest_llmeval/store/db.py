@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmeval.models import CacheMode, canonical_json, key_of
+from pytest_llmeval.store import redaction
 from pytest_llmeval.store.migrations import migrate, pending
-from pytest_llmeval.store.redaction import redact_secrets, secrets_from_env
 
 __all__ = ["Store", "StoreWarning", "StoreError", "now_iso", "to_iso_utc"]
 
@@ -102,7 +102,6 @@ class Store:
         self._lock = threading.RLock()
         self._busy_timeout_s = busy_timeout_s
         self._repair = repair
-        self._secrets = secrets_from_env()
         self._conn = self._open()
 
     # -- opening -------------------------------------------------------------------------
@@ -220,8 +219,14 @@ class Store:
         self.close()
 
     # -- secrets -------------------------------------------------------------------------
+    @staticmethod
+    def _redactor() -> redaction.Redactor:
+        # Asked on every write, not kept from opening: a key set (or a model URL seen)
+        # after the store opened is redacted too.
+        return redaction.current()
+
     def _scrub(self, text: str | None) -> str | None:
-        return None if text is None else redact_secrets(text, self._secrets)
+        return None if text is None else self._redactor().redact(text)
 
     # -- cache ---------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
@@ -291,7 +296,8 @@ class Store:
         """Append one call to the log. Keys of ``row`` are the ``calls`` columns."""
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        values = tuple(self._scrub(v) if isinstance(v, str) else v for v in row.values())
+        redactor = self._redactor()
+        values = tuple(redactor.redact(v) if isinstance(v, str) else v for v in row.values())
         self._write(f"INSERT INTO calls ({columns}) VALUES ({marks})", values)
 
     def record_outcome(
@@ -588,11 +594,13 @@ class Store:
         if bad and not skip_bad:
             return result
         stamp = now_iso()
+        redactor = self._redactor()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for key, request, response in good:
-                    text = canonical_json(response)
+                    # A file written elsewhere may carry a key: redacted like any write.
+                    text = redactor.redact(canonical_json(response))
                     row = self._conn.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
                     if row is not None and row[0] == text:
                         result["unchanged"] += 1
@@ -605,7 +613,7 @@ class Store:
                             key,
                             str(request.get("provider", "")),
                             str(request.get("model", "")),
-                            canonical_json(request),
+                            redactor.redact(canonical_json(request)),
                             text,
                             stamp,
                         ),
