@@ -225,14 +225,17 @@ def _parse_text(text: str, labels: Sequence[str], finish_reason: str | None) -> 
     last ``VERDICT:`` line."""
     body = text.strip()
     fence = _FENCE.match(body)
+    after_fence = ""
     if fence is not None:
         body = fence.group("body").strip()
-    if body.startswith("```") and fence is None:
-        body = body.partition("\n")[2].strip()  # an unclosed fence: its content must still be whole JSON
-        unclosed = True
-    else:
-        unclosed = False
-    if body.startswith("{") or unclosed:
+    elif body.startswith("```"):
+        # A fence that does not close the reply: closed further on, with more after it, or never.
+        inside = body.partition("\n")[2]
+        closing = re.search(r"(?m)^[ \t]*```[ \t]*$", inside)
+        if closing is None:
+            raise ReplyProblem("the reply looks like JSON but is not valid JSON: its code fence is not closed")
+        body, after_fence = inside[: closing.start()].strip(), "\n" + inside[closing.end() :]
+    if body.startswith("{"):
         decoded = _decode_leading_object(body)
         if decoded is None:
             truncated = (
@@ -245,16 +248,13 @@ def _parse_text(text: str, labels: Sequence[str], finish_reason: str | None) -> 
                     f"the reply looks like JSON but is not valid JSON{truncated}: {exc.msg} at char {exc.pos}"
                 ) from None
         assert decoded is not None
-        obj, end = decoded
-        rest = body[end:]
-        first_rest_line = rest.split("\n", 1)[0]
-        if unclosed:
-            raise ReplyProblem("the reply looks like JSON but is not valid JSON: its code fence is not closed")
+        end = decoded[1]
+        rest = body[end:] + after_fence
         if not rest.strip():
             obj = _strict_json(body, "the JSON reply")
             label, reasoning = _check_verdict_object(obj, labels, "the JSON reply")
             return label, reasoning, "json"
-        if not first_rest_line.strip():
+        if not rest.split("\n", 1)[0].strip():
             # A JSON reply that goes on: whatever follows, only one of the two could be the verdict.
             if _markers(rest) or _json_lines(rest) or rest.lstrip().startswith("{"):
                 raise ReplyProblem(
