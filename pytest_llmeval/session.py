@@ -246,12 +246,20 @@ class EvalSession:
             "error": error,
         }
 
+    # trylast: after pytest's junitxml has written this report (see the error marking below).
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.planning:  # planning runs log nothing; guard against plugins that log anyway
             return
         data = getattr(report, "llmeval", None)
         if data is not None:
             self.cases.append(data)
+            if data["outcome"] == "error" and report.when == "call" and report.failed:
+                # A broken judge or provider is no wrong answer: pytest's --junitxml shows
+                # it as an <error>, as the gate and --llmeval-report count it.
+                from pytest_llmeval.planning._pytest_internals import junitxml_failure_to_error
+
+                junitxml_failure_to_error(self.config, report)
         self.gate.note_report(report)
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
