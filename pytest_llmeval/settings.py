@@ -181,6 +181,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
+    parser.addini("llmeval_intercept", "Serve the app's own openai/anthropic SDK calls in every eval.",
+                  type="bool", default=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class Settings:
     judge_templates: Path | None = None
     report_strict: bool = False
     report_tolerated: str = "passed"
+    intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -289,6 +292,7 @@ class Settings:
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
             report_strict=bool(opt("llmeval_report_strict")),
             report_tolerated=opt("llmeval_report_tolerated") or "passed",
+            intercept=bool(ini("llmeval_intercept")),
         )
 
 
