@@ -19,6 +19,10 @@ from pytest_llmeval.models import CACHE_MODES, DEFAULT_CACHE_PATH, CacheMode, Mo
 __all__ = ["Settings", "add_options"]
 
 
+#: How --llmeval-report writes a failed case that its eval tolerates (see reports.junit).
+REPORT_TOLERATED = ("passed", "failure")
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmeval", "LLM evals (pytest-llmeval)")
     add = group.addoption
@@ -96,6 +100,21 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="Write a JUnit XML report with one testsuite per model.",
+    )
+    add(
+        "--llmeval-report-strict",
+        dest="llmeval_report_strict",
+        action="store_true",
+        default=None,
+        help="Make --llmeval-report valid against the Jenkins JUnit schema: per-case data in <system-out>.",
+    )
+    add(
+        "--llmeval-report-tolerated",
+        dest="llmeval_report_tolerated",
+        default=None,
+        choices=REPORT_TOLERATED,
+        help="How --llmeval-report writes a failed case of an eval that meets its threshold: "
+        "passed (default: a passing testcase saying it failed, as the gate sees it) or failure.",
     )
     add(
         "--llmeval-json",
@@ -190,6 +209,8 @@ class Settings:
     prices: dict[str, tuple[float, float, float]]
     allow_self_judge: bool = False
     judge_templates: Path | None = None
+    report_strict: bool = False
+    report_tolerated: str = "passed"
     intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
@@ -269,6 +290,8 @@ class Settings:
             prices=_parse_prices(ini("llmeval_prices")),
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
+            report_strict=bool(opt("llmeval_report_strict")),
+            report_tolerated=opt("llmeval_report_tolerated") or "passed",
             intercept=bool(ini("llmeval_intercept")),
         )
 
