@@ -338,6 +338,8 @@ class EvalSession:
             reporter.ensure_newline()
             reporter.write_line(f"pytest-llmeval: {message}", yellow=True, bold=True)
 
+    # trylast: after pytest's junitxml has written this report (see the error marking below).
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.planning:  # planning runs log nothing; guard against plugins that log anyway
             return
@@ -347,6 +349,12 @@ class EvalSession:
             error = data.get("error") or ""
             if error.startswith(_MISSING_KEY):  # a string: under xdist it comes from a worker
                 self._say_missing_key(error[len(_MISSING_KEY) :])
+            if data["outcome"] == "error" and report.when == "call" and report.failed:
+                # A broken judge or provider is no wrong answer: pytest's --junitxml shows
+                # it as an <error>, as the gate and --llmeval-report count it.
+                from pytest_llmeval.planning._pytest_internals import junitxml_failure_to_error
+
+                junitxml_failure_to_error(self.config, report)
         self.gate.note_report(report)
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)

@@ -23,6 +23,10 @@ __all__ = ["Settings", "add_options", "BATCH_WAIT_CAP_S"]
 BATCH_WAIT_CAP_S = 86400.0
 
 
+#: How --llmeval-report writes a failed case that its eval tolerates (see reports.junit).
+REPORT_TOLERATED = ("passed", "failure")
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmeval", "LLM evals (pytest-llmeval)")
     add = group.addoption
@@ -100,6 +104,21 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="Write a JUnit XML report with one testsuite per model.",
+    )
+    add(
+        "--llmeval-report-strict",
+        dest="llmeval_report_strict",
+        action="store_true",
+        default=None,
+        help="Make --llmeval-report valid against the Jenkins JUnit schema: per-case data in <system-out>.",
+    )
+    add(
+        "--llmeval-report-tolerated",
+        dest="llmeval_report_tolerated",
+        default=None,
+        choices=REPORT_TOLERATED,
+        help="How --llmeval-report writes a failed case of an eval that meets its threshold: "
+        "passed (default: a passing testcase saying it failed, as the gate sees it) or failure.",
     )
     add(
         "--llmeval-json",
@@ -216,6 +235,8 @@ class Settings:
     judge_templates: Path | None = None
     batch: bool = False
     batch_wait_s: float = 86400.0
+    report_strict: bool = False
+    report_tolerated: str = "passed"
     intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
@@ -299,6 +320,8 @@ class Settings:
             batch_wait_s=number(
                 "llmeval_batch_wait", "llmeval_batch_wait", float, BATCH_WAIT_CAP_S, 0.0, BATCH_WAIT_CAP_S
             ),
+            report_strict=bool(opt("llmeval_report_strict")),
+            report_tolerated=opt("llmeval_report_tolerated") or "passed",
             intercept=bool(ini("llmeval_intercept")),
         )
 

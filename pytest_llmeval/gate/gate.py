@@ -236,7 +236,9 @@ class RunGate:
         s = self.settings
         targets = [
             ReportTarget("json", s.json_path, "--llmeval-json"),
-            ReportTarget("junit", s.report_path, "--llmeval-report"),
+            ReportTarget(
+                "junit", s.report_path, "--llmeval-report", {"strict": s.report_strict, "tolerated": s.report_tolerated}
+            ),
             ReportTarget("markdown", s.markdown_path, "--llmeval-markdown"),
             ReportTarget("html", s.html_path, "--llmeval-html"),
         ]
