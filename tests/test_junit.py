@@ -138,8 +138,9 @@ def test_third_party_parsers_read_a_multi_model_report(
 
 
 def test_junit2html_renders_the_report_with_its_models(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
-    pytest.importorskip("junit2html", reason="junit2html (renders JUnit for CI artifacts) is not installed")
-    from junit2html import parser as j2h_parser  # type: ignore[import-not-found]
+    # The junit2html distribution installs the package junit2htmlreport.
+    pytest.importorskip("junit2htmlreport", reason="junit2html (renders JUnit for CI artifacts) is not installed")
+    from junit2htmlreport import parser as j2h_parser  # type: ignore[import-not-found]
 
     run_two_models(pytester, fake_api, "--llmeval-report-strict")
     report = j2h_parser.Junit(filename=str(pytester.path / "llmeval.xml"))
