@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -83,7 +83,7 @@ class Outcome:
     (the provider's message) or ``missing`` (expired or cancelled before it was answered)."""
 
     kind: str
-    stored: dict[str, Any] | None = None
+    stored: Mapping[str, Any] | None = None
     error: str = ""
 
 
