@@ -210,7 +210,22 @@ class Request:
     @property
     def key(self) -> str:
         """The cache key: :func:`key_of` this request's payload."""
-        return key_of(self.key_payload())
+        # Kept on the instance: a call asks for it in planning, prefetch, lookup and the log.
+        key = self.__dict__.get("_key")
+        if key is None:
+            import hashlib
+
+            key = f"v{KEY_VERSION}-{hashlib.sha256(self.payload_json().encode('utf-8')).hexdigest()}"
+            object.__setattr__(self, "_key", key)
+        return key
+
+    def payload_json(self) -> str:
+        """:func:`canonical_json` of :meth:`key_payload` (what the store and the log keep)."""
+        text = self.__dict__.get("_payload_json")
+        if text is None:
+            text = canonical_json(self.key_payload())
+            object.__setattr__(self, "_payload_json", text)
+        return text
 
 
 class StoredUsage(TypedDict):

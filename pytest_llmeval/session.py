@@ -360,10 +360,14 @@ class EvalSession:
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
         if self.caller.store_opened:
-            for case in self.cases:
-                self.caller.store.record_outcome(
-                    self.run_id, case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"]
-                )
+            # One transaction for the whole run: a row per case was one commit per case.
+            self.caller.store.record_outcomes(
+                self.run_id,
+                [
+                    (case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"])
+                    for case in self.cases
+                ],
+            )
         # Before pytest's own summary: decides the exit status and writes the reports.
         self.gate.finish(session, self.cases, self.caller.stats, self.run_id)
         yield

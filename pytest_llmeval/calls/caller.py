@@ -349,7 +349,7 @@ class Caller:
                 raise ProviderError(f"{request.model}: the run ended before this call was answered")
             self._fresh[key] = stored
             if self.mode != "off":
-                self.store.put(key, request.key_payload(), stored)
+                self.store.put(key, request.key_payload(), stored, request_json=request.payload_json())
         return stored, cost
 
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
@@ -420,7 +420,7 @@ class Caller:
                 "model": str(request.model),
                 "role": role,
                 "key": key,
-                "request": canonical_json(request.key_payload()),
+                "request": request.payload_json(),
                 "response": canonical_json(response) if response is not None else None,
                 "input_tokens": int(usage.get("input_tokens") or 0),
                 "output_tokens": int(usage.get("output_tokens") or 0),

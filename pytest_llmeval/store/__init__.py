@@ -2,7 +2,11 @@
 
 Standard library ``sqlite3`` in WAL mode with a busy timeout, so many pytest-xdist workers
 can share one file; every write is one short transaction, so a killed run leaves either the
-whole entry or nothing. A store that cannot be used never stops a run:
+whole entry or nothing. A stored answer is written at once; call-log rows are written a few
+hundred at a time (one transaction per batch, at most a second apart while calls go on, and
+at the end of the run), and the run's case outcomes in one transaction at its end: a killed
+run may lose its last call-log rows and its outcomes, never a paid-for answer, and never
+leaves a partial row. A store that cannot be used never stops a run:
 
 - a file that is not a database, or a damaged one, is moved aside (``NAME.corrupt-...``)
   with a warning and a fresh store is made in its place;

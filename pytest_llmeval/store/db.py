@@ -25,6 +25,12 @@ from pytest_llmeval.store.migrations import migrate, pending
 __all__ = ["Store", "StoreWarning", "StoreError", "now_iso", "to_iso_utc"]
 
 
+#: Call-log rows written together in one transaction (see :meth:`Store.log_call`) ...
+LOG_BATCH_ROWS = 200
+#: ... or after the oldest pending row has waited this long (seconds).
+LOG_BATCH_S = 1.0
+
+
 class StoreWarning(UserWarning):
     """The cache could not be read or written; the run goes on without it."""
 
@@ -102,6 +108,10 @@ class Store:
         self._lock = threading.RLock()
         self._busy_timeout_s = busy_timeout_s
         self._repair = repair
+        # Call-log rows not yet written (see log_call): {columns: [values, ...]}.
+        self._pending_calls: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        self._pending_count = 0
+        self._pending_since = 0.0
         self._conn = self._open()
 
     # -- opening -------------------------------------------------------------------------
@@ -205,8 +215,10 @@ class Store:
         return conn
 
     def close(self) -> None:
-        """Close the connection (the last one out checkpoints the WAL into the file)."""
+        """Write the pending call-log rows and close the connection (the last one out
+        checkpoints the WAL into the file)."""
         with self._lock:
+            self.flush()
             try:
                 self._conn.close()
             except sqlite3.Error:
@@ -239,8 +251,13 @@ class Store:
             warnings.warn(f"llmeval cache read failed ({exc}); treating it as a miss", StoreWarning, stacklevel=2)
             return None
 
-    def put(self, key: str, request: dict[str, Any], response: dict[str, Any]) -> None:
-        """Store (or overwrite) one response; a failure is a warning, never a test error."""
+    def put(
+        self, key: str, request: dict[str, Any], response: dict[str, Any], *, request_json: str | None = None
+    ) -> None:
+        """Store (or overwrite) one response; a failure is a warning, never a test error.
+
+        ``request_json`` is ``canonical_json(request)`` when the caller has it already.
+        """
         if self.readonly:
             return  # said once when the store was opened
         try:
@@ -252,7 +269,7 @@ class Store:
                         key,
                         str(request.get("provider", "")),
                         str(request.get("model", "")),
-                        self._scrub(canonical_json(request)),
+                        self._scrub(request_json if request_json is not None else canonical_json(request)),
                         self._scrub(canonical_json(response)),
                         now_iso(),
                     ),
@@ -289,25 +306,80 @@ class Store:
         )
 
     def finish_run(self, run_id: str) -> None:
-        """Record the end of a run."""
-        self._write("UPDATE runs SET finished_at = ? WHERE id = ?", (now_iso(), run_id))
+        """Record the end of a run (after writing the pending call-log rows)."""
+        with self._lock:
+            self.flush()
+            self._write("UPDATE runs SET finished_at = ? WHERE id = ?", (now_iso(), run_id))
 
     def log_call(self, row: dict[str, Any]) -> None:
-        """Append one call to the log. Keys of ``row`` are the ``calls`` columns."""
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        """Append one call to the log. Keys of ``row`` are the ``calls`` columns.
+
+        Rows are written together, in one transaction, once :data:`LOG_BATCH_ROWS` are
+        pending or the oldest has waited :data:`LOG_BATCH_S` seconds, and always before
+        the log is read through this store and when it closes: a transaction per row was
+        most of the store's time in a cached run. A killed process loses the rows still
+        pending (at most that many, or that many seconds' worth), never the answers (those
+        are stored at once by :meth:`put`), and never leaves a partial row.
+        """
+        if self.readonly:
+            return
         redactor = self._redactor()
         values = tuple(redactor.redact(v) if isinstance(v, str) else v for v in row.values())
-        self._write(f"INSERT INTO calls ({columns}) VALUES ({marks})", values)
+        with self._lock:
+            if not self._pending_count:
+                self._pending_since = time.monotonic()
+            self._pending_calls.setdefault(tuple(row), []).append(values)
+            self._pending_count += 1
+            if self._pending_count >= LOG_BATCH_ROWS or time.monotonic() - self._pending_since >= LOG_BATCH_S:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the pending call-log rows now, in one transaction; a failure is a warning."""
+        with self._lock:
+            pending, self._pending_calls, self._pending_count = self._pending_calls, {}, 0
+            if not pending or self.readonly:
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for columns, rows in pending.items():
+                        names = ", ".join(columns)
+                        marks = ", ".join("?" for _ in columns)
+                        self._conn.executemany(f"INSERT INTO calls ({names}) VALUES ({marks})", rows)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=3)
 
     def record_outcome(
         self, run_id: str, test_id: str, model: str | None, sample: int, outcome: str, score: float | None
     ) -> None:
         """Record how one case ended in a run (``passed``, ``failed`` or ``error``)."""
-        self._write(
-            "INSERT OR REPLACE INTO outcomes (run_id, test_id, model, sample, outcome, score) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, test_id, model, sample, outcome, score),
-        )
+        self.record_outcomes(run_id, [(test_id, model, sample, outcome, score)])
+
+    def record_outcomes(self, run_id: str, outcomes: Iterable[tuple[str, str | None, int, str, float | None]]) -> None:
+        """Record how the cases of a run ended, ``(test_id, model, sample, outcome, score)``
+        each, in one transaction: all of them or (a killed run) none."""
+        rows = [(run_id, *outcome) for outcome in outcomes]
+        if self.readonly or not rows:
+            return
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO outcomes (run_id, test_id, model, sample, outcome, score) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=2)
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         if self.readonly:
@@ -476,6 +548,7 @@ class Store:
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run SQL and return all rows (for the command line and tests)."""
         with self._lock:
+            self.flush()
             return self._conn.execute(sql, args).fetchall()
 
     # -- maintenance (the command line) ----------------------------------------------------
@@ -526,6 +599,7 @@ class Store:
         """
         counts = {"responses": 0, "calls": 0, "runs": 0, "outcomes": 0}
         with self._lock:
+            self.flush()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 if keep_runs is not None:
@@ -643,6 +717,7 @@ class Store:
             ORDER BY c.test_id, c.id
         """
         with self._lock:
+            self.flush()
             rows = self._conn.execute(sql).fetchall()
         for test_id, model, request, response in rows:
             try:
