@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pluggy
@@ -108,17 +108,37 @@ class _PlanningHooks:
 
 
 def planning_hooks(item: pytest.Item) -> Any:
-    """``item``'s setup, call and teardown hooks, minus the plugins that only feed reports."""
-    return _PlanningHooks(item)
+    """``item``'s setup, call and teardown hooks, minus the plugins that only feed reports.
+
+    Kept per hook relay (all items of one folder share it) and plugin set: building the
+    subset callers for every planning run cost more the more plugins were installed.
+    """
+    config = item.config
+    cache: dict[Any, _PlanningHooks] | None = config.stash.get(_HOOKS_KEY, None)
+    if cache is None:
+        cache = config.stash[_HOOKS_KEY] = {}
+    # item.ihook depends on the conftest files that apply to the item's folder; the plugin
+    # count is part of the key because registering a plugin (a conftest) changes the hooks.
+    key = (getattr(item, "path", None) and item.path.parent, len(config.pluginmanager.get_plugins()))
+    hooks = cache.get(key)
+    if hooks is None:
+        hooks = cache[key] = _PlanningHooks(item)
+    return hooks
 
 
-def run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+_HOOKS_KEY = pytest.StashKey[dict[Any, _PlanningHooks]]()
+
+
+def run_unreported(
+    item: pytest.Item, nextitem: pytest.Item | None, *, on_phase: Callable[[str], None] | None = None
+) -> None:
     """Setup, call and teardown of ``item`` as ``runtestprotocol`` runs them, without reports.
 
     ``runtestprotocol(item, log=False)`` (what pytest-rerunfailures uses) would still build a
     report per phase, and formatting the traceback of each planning stop costs more than
     the test itself. Exceptions end a phase as they do in pytest; ``pytest.exit`` and
-    Ctrl-C still stop the run.
+    Ctrl-C still stop the run. ``on_phase`` is told ``"setup"``, ``"call"``, ``"teardown"``
+    before each phase and ``""`` after the last.
     """
     reraise = (pytest.exit.Exception, KeyboardInterrupt)
     ihook = planning_hooks(item)
@@ -126,12 +146,19 @@ def run_unreported(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     has_request = hasattr(item, "_request")
     if has_request and not item._request:  # type: ignore[attr-defined]
         item._initrequest()  # type: ignore[attr-defined]
-    setup = pytest.CallInfo.from_call(lambda: ihook.pytest_runtest_setup(item=item), when="setup", reraise=reraise)
-    if setup.excinfo is None:
-        pytest.CallInfo.from_call(lambda: ihook.pytest_runtest_call(item=item), when="call", reraise=reraise)
-    pytest.CallInfo.from_call(
-        lambda: ihook.pytest_runtest_teardown(item=item, nextitem=nextitem), when="teardown", reraise=reraise
-    )
+    tell = on_phase or (lambda when: None)
+    try:
+        tell("setup")
+        setup = pytest.CallInfo.from_call(lambda: ihook.pytest_runtest_setup(item=item), when="setup", reraise=reraise)
+        if setup.excinfo is None:
+            tell("call")
+            pytest.CallInfo.from_call(lambda: ihook.pytest_runtest_call(item=item), when="call", reraise=reraise)
+        tell("teardown")
+        pytest.CallInfo.from_call(
+            lambda: ihook.pytest_runtest_teardown(item=item, nextitem=nextitem), when="teardown", reraise=reraise
+        )
+    finally:
+        tell("")
     if has_request:
         item._request = False  # type: ignore[attr-defined]
         item.funcargs = None  # type: ignore[attr-defined]

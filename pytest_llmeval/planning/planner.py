@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -163,33 +163,17 @@ class Planner:
         return self._ctx is not None
 
     # -- hooks ---------------------------------------------------------------------------
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+    # One plain hook per test, no wrappers: every hook wrapper is paid by every test of the
+    # run, evals or not. The setup and teardown phases of a planning run are marked by
+    # run_unreported itself (see _run_one), not by hooks on every test.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         if self._should_plan(item):
             self._live_seen = self.caller.live_calls
             if self.batch is not None:
                 self._batch_generation(item, nextitem)
             else:
                 self._generation(item, nextitem)
-        return (yield)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.in_setup = True
-        try:
-            return (yield)
-        finally:
-            if ctx is not None:
-                ctx.in_setup = False
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.in_teardown = True
-        return (yield)
 
     # -- when ----------------------------------------------------------------------------
     def _usable(self) -> bool:
@@ -392,10 +376,14 @@ class Planner:
 
     def _run_one(self, item: pytest.Item, nextitem: pytest.Item | None) -> _ItemPlan:
         plan = _ItemPlan()
+
+        def phase(when: str) -> None:
+            plan.in_setup, plan.in_teardown = when == "setup", when == "teardown"
+
         with internals.kept_sections(item):
             self._ctx = plan
             try:
-                internals.run_unreported(item, nextitem)
+                internals.run_unreported(item, nextitem, on_phase=phase)
             finally:
                 self._ctx = None
         self.stats.planning_runs += 1
