@@ -77,18 +77,22 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...
     credentials inside URL-valued ones (``*_URL`` with ``user:password@``), longest first."""
     found: set[str] = set()
     for name, value in (os.environ if environ is None else environ).items():
-        if "://" in value:
-            found.update(secrets_in_url(value))
-            continue
-        if value in _PLACEHOLDERS:
-            continue  # the plugin's own stand-in for a missing key, not a secret
-        if (
-            re.search(_SECRET_NAME, name, re.IGNORECASE)
-            and not re.search(_LOCATION_NAME, name, re.IGNORECASE)
-            and len(value) >= MIN_SECRET_LENGTH
-        ):
-            found.add(value)
+        found.update(_secrets_of_variable(name, value))
     return tuple(sorted(found, key=len, reverse=True))
+
+
+def _secrets_of_variable(name: str, value: str) -> tuple[str, ...]:
+    if "://" in value:
+        return secrets_in_url(value)
+    if value in _PLACEHOLDERS:
+        return ()  # the plugin's own stand-in for a missing key, not a secret
+    if (
+        re.search(_SECRET_NAME, name, re.IGNORECASE)
+        and not re.search(_LOCATION_NAME, name, re.IGNORECASE)
+        and len(value) >= MIN_SECRET_LENGTH
+    ):
+        return (value,)
+    return ()
 
 
 def secrets_in_url(url: str | None) -> tuple[str, ...]:
@@ -227,10 +231,10 @@ class _Known:
         self._lock = threading.Lock()
         self._extra: set[str] = set()
         self._cached: tuple[frozenset[str], Redactor] | None = None
-        # The environment's secrets, kept with the environment they were read from: scanning
-        # every variable with two regexes on each write cost ~1 ms per case (issue 17), while
-        # comparing a snapshot costs microseconds and still sees a key set late.
-        self._env: tuple[dict[Any, Any], frozenset[str]] | None = None
+        # What each environment variable (name, value) holds: scanning every variable with
+        # two regexes on each write cost ~1 ms per case (issue 17), and the environment does
+        # change while tests run (pytest sets PYTEST_CURRENT_TEST for every phase).
+        self._variables: dict[tuple[Any, Any], tuple[str, ...]] = {}
 
     def remember(self, secrets: Iterable[str]) -> None:
         with self._lock:
@@ -249,12 +253,22 @@ class _Known:
             return self._cached[1]
 
     def _env_secrets(self) -> frozenset[str]:
-        # os.environ keeps its raw mapping in `_data` (CPython); elsewhere, copy the items.
+        # os.environ keeps its raw (bytes, on POSIX) mapping in `_data`: reading it skips a
+        # decode per variable. Anywhere else, the decoded items.
         raw = getattr(os.environ, "_data", None)
-        snapshot = raw if isinstance(raw, dict) else dict(os.environ)
-        if self._env is None or self._env[0] != snapshot:
-            self._env = (dict(snapshot), frozenset(secrets_from_env()))
-        return self._env[1]
+        pairs = raw.items() if isinstance(raw, dict) else os.environ.items()
+        known = self._variables
+        if len(known) > 4096:  # PYTEST_CURRENT_TEST takes a new value per test phase
+            known.clear()
+        found: set[str] = set()
+        for pair in pairs:
+            secrets = known.get(pair)
+            if secrets is None:
+                name, value = (os.fsdecode(part) for part in pair)
+                secrets = known[pair] = _secrets_of_variable(name, value)
+            if secrets:
+                found.update(secrets)
+        return frozenset(found)
 
 
 _KNOWN = _Known()
