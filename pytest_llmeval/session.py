@@ -48,6 +48,12 @@ class EvalSession:
         self._graders: GraderRegistry | None = None
         workerinput = getattr(config, "workerinput", None)
         self.run_id: str = (workerinput or {}).get("llmeval_run_id") or os.urandom(16).hex()
+        # Under pytest-xdist each worker gets its share of the run's concurrency and budget,
+        # so -n N keeps the calls in flight and the spend of the whole run under its limits.
+        workers = max(1, int((workerinput or {}).get("workercount") or 1))
+        #: This process's calls in flight (its share under xdist).
+        self.concurrency = settings.concurrency and max(1, settings.concurrency // workers)
+        max_cost = settings.max_cost / workers if settings.max_cost is not None else None
         self.caller = Caller(
             registry=self.registry,
             store_path=settings.cache_path,
@@ -57,8 +63,8 @@ class EvalSession:
             run_id=self.run_id,
             run_args=list(config.invocation_params.args),
             prices=settings.prices,
-            max_cost=settings.max_cost,
-            concurrency=settings.concurrency,
+            max_cost=max_cost,
+            concurrency=self.concurrency,
         )
         self.planner: Planner | None = None  # registered once evals are collected (see _start_planner)
         # Keys inside model URLs: every redaction of this process replaces them from now on.
@@ -219,16 +225,14 @@ class EvalSession:
         settings = self.settings
         # Batch mode needs the planning pass (it collects the calls to batch), on xdist workers too.
         batch = settings.batch and settings.cache_mode != "replay"
-        if not batch and (
-            settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput")
-        ):
+        if not batch and (self.concurrency <= 0 or settings.cache_mode == "replay"):
             return
         from pytest_llmeval.planning.planner import Planner
 
         self.planner = Planner(
             self.config,
             self.caller,
-            concurrency=max(1, settings.concurrency),
+            concurrency=max(1, self.concurrency),
             batch_wait_s=settings.batch_wait_s if batch else None,
         )
         self.config.pluginmanager.register(self.planner, "llmeval-planner")

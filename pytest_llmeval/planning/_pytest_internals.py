@@ -12,6 +12,8 @@ without reports. pytest has no public API for that, so this module reaches into:
   per-phase hooks without the capture plugin's (which only feed reports);
 - the ``capturemanager`` plugin's global capture, resumed around a whole planning pass;
 - ``TerminalReporter.isatty``, an attribute before pytest 8.1 and a method since;
+- pytest-xdist's ``WorkerInteractor`` (``xdist.remote``): its ``nextitem_index`` and its
+  ``torun`` queue (read under the queue's own lock) say which tests a worker has been given;
 - ``junitxml``'s ``xml_key``, ``LogXML.node_reporters`` / ``stats`` and ``_NodeReporter.nodes``:
   pytest writes ``<error>`` only for setup and teardown failures, so a machinery error in
   the call phase is turned from ``<failure>`` into ``<error>`` after pytest recorded it.
@@ -39,6 +41,7 @@ __all__ = [
     "teardown_towards",
     "quiet_capture",
     "reporter_isatty",
+    "worker_queue",
     "junitxml_failure_to_error",
 ]
 
@@ -214,6 +217,41 @@ def quiet_capture(config: pytest.Config) -> Iterator[None]:
     finally:
         capman.suspend_global_capture(in_=False)
         capman.read_global_capture()  # planning output: discarded
+
+
+def worker_queue(config: pytest.Config) -> list[int] | None:
+    """On a pytest-xdist worker, the indices (into ``session.items``) of the tests it has been
+    given and not started yet, in the order it runs them (the next one first); ``None`` when
+    this is no worker or this xdist's queue cannot be read (the planner then plans nothing
+    beyond the test at hand)."""
+    if getattr(config, "workerinput", None) is None:
+        return None
+    try:
+        interactor = config.stash.get(_INTERACTOR_KEY, None)
+        if interactor is None:
+            interactor = next(
+                (
+                    p
+                    for p in config.pluginmanager.get_plugins()
+                    # xdist runs its worker module through execnet (as __channelexec__), so
+                    # the class is known by its name and attributes, not its module.
+                    if type(p).__name__ == "WorkerInteractor" and hasattr(p, "torun") and hasattr(p, "nextitem_index")
+                ),
+                None,
+            )
+            if interactor is None:
+                return None
+            config.stash[_INTERACTOR_KEY] = interactor
+        torun = interactor.torun
+        with torun.lock() as queued:
+            pending = [interactor.nextitem_index, *queued]
+    except Exception:  # noqa: BLE001 - another xdist: no queue, no planning ahead
+        return None
+    # The queue ends with a shutdown marker (an enum), never an index.
+    return [i for i in pending if type(i) is int]
+
+
+_INTERACTOR_KEY = pytest.StashKey[Any]()
 
 
 def reporter_isatty(reporter: Any) -> bool:

@@ -31,6 +31,13 @@ answer), which form the next batch: one batch level per round, before any test r
 Batch mode also plans on xdist workers: each worker plans the tests after its first one, and
 the store's batch claims make sure a request is submitted once, whichever worker gets it first.
 
+Live runs plan on xdist workers too: each worker plans only the tests xdist has given it and
+not run yet (its queue, read through :func:`~pytest_llmeval.planning._pytest_internals.worker_queue`),
+and a chunk of tests handed to it later starts a new pass at its first test. Each worker has
+its share of ``--llmeval-concurrency`` and ``--llmeval-max-cost`` (session.py). A test moved to
+another worker after its call was planned (``--dist worksteal``) reads the stored answer, or
+under ``refresh``/``off`` calls again.
+
 Planning runs are invisible: they run the setup, call and teardown hooks as
 ``runtestprotocol`` does but make no report at all (terminal, ``--junitxml``,
 ``--llmeval-*`` reports, outcomes); the plugin's own hooks skip them too (they ask
@@ -140,6 +147,9 @@ class Planner:
         self._states: dict[str, _ItemState] = {}
         self._enabled: bool | None = None
         self._live_seen = 0
+        self._levels = 0  # generations that planned no new test: levels of dependent calls
+        #: Whether this is a pytest-xdist worker (it plans only the tests it has been given).
+        self.on_worker = getattr(config, "workerinput", None) is not None
         self._ctx: _ItemPlan | None = None
         self._pools: list[ThreadPoolExecutor] = []
         self._last: list[Future[bool]] = []
@@ -180,9 +190,10 @@ class Planner:
         config = self.config
         if self.caller.mode == "replay":
             return False
-        # On an xdist worker a generation would plan tests other workers run too: only batch
-        # mode plans there, because its store claims keep each request in one batch.
-        if getattr(config, "workerinput", None) is not None and self.batch is None:
+        # On an xdist worker a generation plans only the tests this worker has been given
+        # (batch mode plans them all: its store claims keep each request in one batch). An
+        # xdist whose queue cannot be read: no planning, calls are made one at a time.
+        if self.on_worker and self.batch is None and internals.worker_queue(config) is None:
             return False
         # Nothing would run for real, or a debugger would stop in the planning runs.
         for name in ("collectonly", "setuponly", "setupplan", "usepdb", "trace"):
@@ -200,10 +211,16 @@ class Planner:
             # Batch mode plans at once: the first test's calls would otherwise be made live.
             if self._enabled and self.stats.generations == 0 and (self.batch is not None or self._known_cold()):
                 return True
-        if not self._enabled or self.stats.generations >= MAX_GENERATIONS:
+        if not self._enabled or self._levels >= MAX_GENERATIONS:
             return False
         if self.caller.live_calls <= self._live_seen:
-            return False
+            # No call went out live since the last pass. On a worker, a test it was given
+            # after that pass (xdist hands them out in chunks) starts one at once, so the
+            # chunk's first call is not made alone.
+            if not (self.on_worker and self.batch is None and self.stats.generations):
+                return False
+            if self._state(item).status != "new":
+                return False
         last = self._last
         if last and all(f.done() for f in last) and not any(_fetched(f) for f in last):
             # Every call of the last generation failed: a new one would fail the same way.
@@ -221,14 +238,22 @@ class Planner:
     def _generation(self, anchor: pytest.Item, after_anchor: pytest.Item | None) -> None:
         session = anchor.session
         items = session.items
-        try:
-            start = items.index(anchor)
-        except ValueError:
-            return
-        batch = [it for it in items[start:] if _plannable(it) and self._state(it).status in ("new", "pending")]
+        if self.on_worker:
+            # This worker's tests only: the others run theirs (and plan them) themselves.
+            queue = internals.worker_queue(self.config) or []
+            ahead = [anchor, *(items[i] for i in queue if 0 <= i < len(items) and items[i] is not anchor)]
+        else:
+            try:
+                start = items.index(anchor)
+            except ValueError:
+                return
+            ahead = items[start:]
+        batch = [it for it in ahead if _plannable(it) and self._state(it).status in ("new", "pending")]
         if not batch:
             return
         self.stats.generations += 1
+        if all(self._state(it).status == "pending" for it in batch):
+            self._levels += 1  # only levels of dependent calls count towards MAX_GENERATIONS
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llmeval-call")
@@ -258,8 +283,10 @@ class Planner:
             # Queued calls go on (the tests wait for them), unless interrupted: then calls not
             # started are dropped, and calls in flight end by their timeout.
             pool.shutdown(wait=False, cancel_futures=interrupted)
-        if not futures:
-            self._enabled = False  # nothing new to fetch: later generations would find nothing either
+        if not futures and not self.on_worker:
+            # Nothing new to fetch: later generations would find nothing either (a worker may
+            # still be given tests that need calls).
+            self._enabled = False
         self._last = list(futures.values())
 
     def close(self) -> None:
