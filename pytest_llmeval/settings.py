@@ -16,11 +16,13 @@ import pytest
 from pytest_llmeval.errors import ConfigError
 from pytest_llmeval.models import CACHE_MODES, DEFAULT_CACHE_PATH, CacheMode, ModelSpec
 
-__all__ = ["Settings", "add_options", "BATCH_WAIT_CAP_S"]
+__all__ = ["Settings", "add_options", "BATCH_WAIT_CAP_S", "DEFAULT_CONCURRENCY"]
 
 #: The longest a run waits for its batches: the providers' completion window (24 h), after
 #: which a batch has expired and waiting longer cannot help.
 BATCH_WAIT_CAP_S = 86400.0
+#: Model calls in flight per endpoint unless --llmeval-concurrency says otherwise (see Settings).
+DEFAULT_CONCURRENCY = 16
 
 
 #: How --llmeval-report writes a failed case that its eval tolerates (see reports.junit).
@@ -156,7 +158,10 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         type=int,
         metavar="N",
-        help="Model calls made at once (0 turns the planning pass off). Default: 8.",
+        help=(
+            "Model calls made at once, per endpoint; halved on a 429 and grown back as calls "
+            "succeed (0 turns the planning pass off). Default: 16."
+        ),
     )
     add(
         "--llmeval-max-cost",
@@ -197,7 +202,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_cache", "Cache mode: use, replay, refresh or off.", default="")
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
     parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
-    parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
+    parser.addini("llmeval_concurrency", "Model calls made at once, per endpoint (default 16).", default="")
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_batch", "Use the providers' batch APIs for planned calls.", type="bool", default=False)
     parser.addini("llmeval_batch_wait", "Seconds a run waits for its batches (default: until done, 24 h).", default="")
@@ -310,7 +315,10 @@ class Settings:
             html_path=out_path("llmeval_html"),
             baseline_path=out_path("llmeval_baseline"),
             alpha=_cli_number(opt("llmeval_alpha"), "--llmeval-alpha", float, 0.05, 0.0, 1.0),
-            concurrency=number("llmeval_concurrency", "llmeval_concurrency", int, 8, 0),
+            # 16 in flight per endpoint: at the 0.5-3 s a chat call takes, 300-1,900 requests a
+            # minute, within the paid tiers of OpenAI and Anthropic for small models; a lower
+            # tier answers 429 and the endpoint's limiter halves (calls/ratelimit.py).
+            concurrency=number("llmeval_concurrency", "llmeval_concurrency", int, DEFAULT_CONCURRENCY, 0),
             max_cost=max_cost,
             junit_properties=not opt("llmeval_no_junit_properties"),
             prices=_parse_prices(ini("llmeval_prices")),

@@ -575,3 +575,20 @@ def test_stopping_early_drops_the_calls_not_made_yet(pytester: pytest.Pytester, 
     result.assert_outcomes(failed=1)
     # -x after the first answer: two calls in flight at most, the queued ones never made.
     assert fake_api.count() <= 4
+
+
+def test_the_default_concurrency_is_sixteen_calls_in_flight(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    # No --llmeval-concurrency: the default (16, issue 17) holds more than the old 8 in flight.
+    fake_api.latency = 0.4
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(24))
+        def test_case(llm, i):
+            assert llm(f"question {i}") == f"echo: question {i}"
+        """
+    )
+    pytester.runpytest(*MODEL, "--llmeval-cache=refresh").assert_outcomes(passed=24)
+    assert fake_api.count() == 24
+    assert 8 < fake_api.peak_in_flight <= 16
