@@ -15,9 +15,11 @@ from pytest_llmeval.recording import CaseRecord
 if TYPE_CHECKING:
     from pytest_llmeval.session import EvalSession  # noqa: F401 - named in SESSION_KEY's type
 
-__all__ = ["CaseInfo", "SESSION_KEY", "CASE_KEY", "MODEL_ARG", "SAMPLE_ARG"]
+__all__ = ["CaseInfo", "SESSION_KEY", "CASE_KEY", "LLM_ARG", "MODEL_ARG", "SAMPLE_ARG"]
 
-#: The hidden fixture arguments that parametrize a test by model and by sample.
+#: The fixture parametrized (indirectly) by ``(model, sample)`` for every test that uses it.
+LLM_ARG = "llm"
+#: Earlier releases parametrized these hidden fixtures; they stay for code that asks for them.
 MODEL_ARG = "_llmeval_model"
 SAMPLE_ARG = "_llmeval_sample"
 

@@ -58,19 +58,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # -- fixtures -----------------------------------------------------------------------------
 @pytest.fixture
-def _llmeval_model() -> str:
-    # Replaced by parametrization for every test that uses `llm`; reaching this means the
-    # collection-time check failed to run, which the usage error already reports.
-    raise ConfigError("no model configured")  # pragma: no cover
+def _llmeval_model(request: pytest.FixtureRequest) -> str:
+    """The model under test as ``PROVIDER:MODEL`` (kept for code written against older releases)."""
+    info = request.node.stash.get(CASE_KEY, None)
+    if info is None or info.model is None:
+        raise ConfigError("no model configured")
+    return str(info.model)
 
 
 @pytest.fixture
-def _llmeval_sample() -> int:
-    return 0
+def _llmeval_sample(request: pytest.FixtureRequest) -> int:
+    """The repeat index of this case (kept for code written against older releases)."""
+    info = request.node.stash.get(CASE_KEY, None)
+    return info.sample if info is not None else 0
 
 
 @pytest.fixture
-def llm(request: pytest.FixtureRequest, _llmeval_model: str, _llmeval_sample: int) -> LLM:
+def llm(request: pytest.FixtureRequest) -> LLM:
     """The model under test. The test runs once per configured model.
 
     ``llm(prompt, *, system=None, **params) -> str``; ``llm.chat(messages, **params) ->
@@ -80,16 +84,18 @@ def llm(request: pytest.FixtureRequest, _llmeval_model: str, _llmeval_sample: in
         def test_capital(llm):
             assert exact(llm("Capital of France? One word."), "Paris")
     """
+    # Parametrized by the session with (model, sample) for every test that uses it; reaching
+    # this without a parameter means the collection-time check failed to run, which the
+    # usage error already reports.
+    param = getattr(request, "param", None)
+    if param is None:
+        raise ConfigError("no model configured")  # pragma: no cover
     session = request.config.stash[SESSION_KEY]
     info = request.node.stash.get(CASE_KEY, None)
     tags = info.marker.tags if info and info.marker else ()
-    return LLM(
-        session.caller,
-        ModelSpec.parse(_llmeval_model),
-        test_id=request.node.nodeid,
-        sample=_llmeval_sample,
-        tags=tags,
-    )
+    # The spec parsed at collection (CaseInfo) is reused: parsing it again per test is waste.
+    spec = info.model if info is not None and info.model is not None else ModelSpec.parse(param[0])
+    return LLM(session.caller, spec, test_id=request.node.nodeid, sample=int(param[1]), tags=tags)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy
 from pytest_llmeval.errors import ConfigError, LLMEvalError, MissingKeyError
 from pytest_llmeval.gate.gate import RunGate
-from pytest_llmeval.keys import CASE_KEY, MODEL_ARG, SAMPLE_ARG, CaseInfo
+from pytest_llmeval.keys import CASE_KEY, LLM_ARG, CaseInfo
 from pytest_llmeval.marker import EvalMarker
 from pytest_llmeval.models import ModelSpec
 from pytest_llmeval.recording import CaseRecord, reset_current, set_current
@@ -183,10 +183,18 @@ class EvalSession:
             # The id (and so the node id, which pytest writes to its cache, the terminal
             # and every report) never carries a key that sits inside a model URL.
             redactor = redaction.current()
-            metafunc.parametrize(MODEL_ARG, names, ids=[redactor.redact(n) for n in names])
-        repeat = self.repeat_for(marker)
-        if repeat > 1 and SAMPLE_ARG in metafunc.fixturenames:
-            metafunc.parametrize(SAMPLE_ARG, range(repeat), ids=[f"sample{i}" for i in range(repeat)])
+            repeat = self.repeat_for(marker)
+            # `llm` itself is parametrized (indirectly) by (model, sample): one fixture per
+            # test instead of three. The ids are those two parametrizations gave, in the same
+            # order ("MODEL-sampleN"), because baselines and --lf match on them.
+            samples = range(repeat) if repeat > 1 else (None,)
+            values = [(name, sample or 0) for name in names for sample in samples]
+            ids = [
+                redactor.redact(name) + (f"-sample{sample}" if sample is not None else "")
+                for name in names
+                for sample in samples
+            ]
+            metafunc.parametrize(LLM_ARG, values, ids=ids, indirect=True)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -202,11 +210,11 @@ class EvalSession:
                     self.config_errors.append(str(exc))
                 continue
             params = getattr(getattr(item, "callspec", None), "params", {})
-            model = ModelSpec.parse(params[MODEL_ARG]) if MODEL_ARG in params else None
+            name, sample = params.get(LLM_ARG) or (None, 0)
             item.stash[CASE_KEY] = CaseInfo(
                 eval_id=_eval_id(item),
-                model=model,
-                sample=int(params.get(SAMPLE_ARG, 0)),
+                model=ModelSpec.parse(name) if name is not None else None,
+                sample=int(sample),
                 marker=marker,
             )
         if self.config_errors:
