@@ -113,6 +113,11 @@ class Store:
         self._pending_count = 0
         self._pending_since = 0.0
         self._conn = self._open()
+        # A second connection for cache lookups (WAL lets it read while the first commits):
+        # the planning pass looks answers up while worker threads store theirs, and one
+        # connection under one lock made every lookup wait for those commits.
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -223,6 +228,11 @@ class Store:
                 self._conn.close()
             except sqlite3.Error:
                 pass
+        with self._read_lock:
+            if self._reader is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._reader.close()
+                self._reader = None
 
     def __enter__(self) -> Store:
         return self
@@ -244,8 +254,17 @@ class Store:
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored response for ``key``; ``None`` on a miss or an unreadable entry."""
         try:
-            with self._lock:
-                row = self._conn.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+            if self.readonly or self.in_memory:
+                with self._lock:
+                    row = self._conn.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+            else:
+                with self._read_lock:
+                    if self._reader is None:
+                        self._reader = sqlite3.connect(
+                            self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+                        )
+                        self._reader.execute("PRAGMA query_only = ON")
+                    row = self._reader.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
             return json.loads(row[0]) if row else None
         except (sqlite3.Error, ValueError) as exc:
             warnings.warn(f"llmeval cache read failed ({exc}); treating it as a miss", StoreWarning, stacklevel=2)
