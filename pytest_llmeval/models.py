@@ -65,21 +65,45 @@ def key_of(payload: dict[str, Any]) -> str:
     return f"v{payload.get('v')}-{digest}"
 
 
+#: What a model label may be: it appears in test ids and report names, so no spaces,
+#: brackets or the ``:``/``@``/``=`` that structure a model name.
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model named ``PROVIDER:MODEL`` or ``PROVIDER:MODEL@BASE_URL``."""
+    """A model named ``PROVIDER:MODEL`` or ``PROVIDER:MODEL@BASE_URL``, with an optional
+    ``LABEL=`` in front.
+
+    ``str(spec)`` is always ``PROVIDER:MODEL[@URL]`` (what the cache key, the provider and
+    ``llm.model`` see); :attr:`display` is what test ids, reports and the baseline use: the
+    label when there is one, so a changed port or URL does not change them.
+    """
 
     provider: str
     name: str
     base_url: str | None = None
+    label: str | None = None
 
     @classmethod
     def parse(cls, text: str, *, source: str = "model") -> ModelSpec:
-        """Parse ``openai:gpt-4o-mini`` or ``openai:llama3@http://localhost:11434/v1``.
+        """Parse ``openai:gpt-4o-mini``, ``openai:llama3@http://localhost:11434/v1`` or
+        ``smol=openai:smollm2@http://127.0.0.1:8911/v1`` (labelled).
 
         ``source`` names where the text came from, for the error message.
         """
         raw = text.strip() if isinstance(text, str) else text
+        label = None
+        if isinstance(raw, str) and "=" in raw.partition(":")[0]:
+            # An "=" before the provider's ":" can only be a label: neither a provider nor
+            # a model name before the colon holds one.
+            label, _, raw = raw.partition("=")
+            label, raw = label.strip(), raw.strip()
+            if not label or not set(label) <= _LABEL_CHARS:
+                raise ConfigError(
+                    f"invalid model label {label!r} in {text!r} ({source}): a label is letters, digits, "
+                    "'_', '.' or '-', as in smol=openai:smollm2@http://127.0.0.1:8911/v1"
+                )
         if not isinstance(raw, str) or ":" not in raw:
             raise ConfigError(
                 f"invalid model {text!r} ({source}): expected PROVIDER:MODEL, "
@@ -96,11 +120,22 @@ class ModelSpec:
                 break
         if not provider or not rest:
             raise ConfigError(f"invalid model {text!r} ({source}): provider and model must not be empty")
-        return cls(provider.lower(), rest, base_url.rstrip("/") if base_url else None)
+        return cls(provider.lower(), rest, base_url.rstrip("/") if base_url else None, label)
 
     def __str__(self) -> str:
         base = f"{self.provider}:{self.name}"
         return f"{base}@{self.base_url}" if self.base_url else base
+
+    @property
+    def display(self) -> str:
+        """The model's name in test ids, reports and baseline matching: its label, else
+        ``PROVIDER:MODEL[@URL]``."""
+        return self.label or str(self)
+
+    @property
+    def spec_text(self) -> str:
+        """The text that :meth:`parse` turns back into this spec, label included."""
+        return f"{self.label}={self}" if self.label else str(self)
 
 
 @dataclass(frozen=True)
