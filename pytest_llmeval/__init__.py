@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         LLMEvalError,
         ProviderError,
     )
-    from pytest_llmeval.gate.results import EvalResult
+    from pytest_llmeval.gate.results import BaselineSection, CaseEntry, EvalEntry, EvalResult, ResultsDocument
     from pytest_llmeval.judge.grade import Grade
     from pytest_llmeval.judge.judge import Judge
     from pytest_llmeval.llm import LLM
@@ -45,6 +45,10 @@ _EXPORTS = {
     "ProviderFactory": "providers.base",
     "LLM": "llm",
     "EvalResult": "gate.results",
+    "ResultsDocument": "gate.results",
+    "EvalEntry": "gate.results",
+    "CaseEntry": "gate.results",
+    "BaselineSection": "gate.results",
     "LLMEvalError": "errors",
     "ConfigError": "errors",
     "ProviderError": "errors",
@@ -89,6 +93,10 @@ __all__ = [
     "ProviderFactory",
     "LLM",
     "EvalResult",
+    "ResultsDocument",
+    "EvalEntry",
+    "CaseEntry",
+    "BaselineSection",
     "LLMEvalError",
     "ConfigError",
     "ProviderError",
