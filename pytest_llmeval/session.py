@@ -11,7 +11,10 @@ it whether a planning run is in progress.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,13 +22,14 @@ import pytest
 from pytest_llmeval.calls.caller import Caller
 from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy
-from pytest_llmeval.errors import ConfigError, LLMEvalError
+from pytest_llmeval.errors import ConfigError, LLMEvalError, UnusedCheckWarning
 from pytest_llmeval.gate.gate import RunGate
 from pytest_llmeval.keys import CASE_KEY, MODEL_ARG, SAMPLE_ARG, CaseInfo
 from pytest_llmeval.marker import EvalMarker
 from pytest_llmeval.models import ModelSpec
 from pytest_llmeval.recording import CaseRecord, reset_current, set_current
 from pytest_llmeval.settings import Settings
+from pytest_llmeval.text import short_repr
 
 if TYPE_CHECKING:
     from pytest_llmeval.judge import GraderRegistry
@@ -61,6 +65,10 @@ class EvalSession:
         self.planner: Planner | None = None  # registered once evals are collected (see _start_planner)
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
+        self._first_attempts: dict[tuple[str, str | None, int], dict[str, Any]] = {}
+        self._deselected: Counter[tuple[str, str | None]] = Counter()
+        #: Collected eval items per (eval, model, count), from an xdist worker (xdist.py).
+        self.worker_collected: list[tuple[str, str | None, int]] | None = None
         self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
         if config.pluginmanager.hasplugin("xdist"):
             from pytest_llmeval.xdist import XdistHooks
@@ -138,8 +146,16 @@ class EvalSession:
                 except ConfigError as exc:
                     self.config_errors.append(str(exc))
                     return
-            names = [str(m) for m in models]
-            metafunc.parametrize(MODEL_ARG, names, ids=names)
+            ids = [m.display for m in models]
+            clashes = sorted({i for i in ids if ids.count(i) > 1})
+            if clashes:
+                self.config_errors.append(
+                    f"{where}: two models under test share the name {', '.join(map(repr, clashes))} in test ids; "
+                    "give them distinct labels (LABEL=PROVIDER:MODEL)"
+                )
+                return
+            # The value keeps the label, so the fixture parses back the same spec.
+            metafunc.parametrize(MODEL_ARG, [m.spec_text for m in models], ids=ids)
         repeat = self.repeat_for(marker)
         if repeat > 1 and SAMPLE_ARG in metafunc.fixturenames:
             metafunc.parametrize(SAMPLE_ARG, range(repeat), ids=[f"sample{i}" for i in range(repeat)])
@@ -182,68 +198,95 @@ class EvalSession:
         self.config.pluginmanager.register(self.planner, "llmeval-planner")
 
     # -- running --------------------------------------------------------------------------
+    # One record per attempt of a case, open from setup to teardown: calls made in fixtures
+    # count in the eval's tokens, cost and latency like the test body's own.
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
         info = item.stash.get(CASE_KEY, None)
         if info is None:
             return (yield)
-        record = CaseRecord(nodeid=item.nodeid, model=str(info.model) if info.model else None, sample=info.sample)
+        model = info.model.display if info.model else None
+        record = CaseRecord(nodeid=item.nodeid, model=model, sample=info.sample)
+        item.stash[_ATTEMPT] = _Attempt(record)
         if not self.planning:  # a planning run's checks and calls are thrown away
             info.record = record
-        token = set_current(record)
-        try:
+        with _current(record):
             return (yield)
-        finally:
-            reset_current(token)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        attempt = item.stash.get(_ATTEMPT, None)
+        if attempt is None:
+            return (yield)
+        with _current(attempt.record):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+        attempt = item.stash.get(_ATTEMPT, None)
+        if attempt is None:
+            return (yield)
+        with _current(attempt.record):
+            return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
         info = item.stash.get(CASE_KEY, None)
-        if info is None or report.skipped or self.planning:
+        attempt = item.stash.get(_ATTEMPT, None)
+        if info is None or attempt is None or self.planning:
             return report
-        # One outcome per case: from the call phase, or from setup when setup broke.
+        report.llmeval_case = True  # plain data: travels to the xdist controller with the report
+        if report.skipped and report.when != "teardown":
+            attempt.skipped = True
+            return report
+        # One outcome per case: from the call phase, or from setup when setup broke; the
+        # data goes out with the teardown report, once the fixtures' calls are in too.
         if report.when == "call" or (report.when == "setup" and report.failed):
-            outcome = _classify(report, call)
-            data = self.case_data(item, info, outcome, call)
-            data["duration_s"] = round(report.duration, 6)
-            report.llmeval = data  # plain data: travels to the xdist controller with the report
+            _warn_unused_checks(item, attempt.record)
+            outcome = _classify(report, call, attempt.record)
+            attempt.outcome = outcome
+            attempt.duration_s = round(report.duration, 6)
+            if outcome == "error" and call.excinfo is not None:
+                attempt.error = _error_text(call.excinfo)
             if self.settings.junit_properties:
+                score = _score(attempt.record, outcome)
                 item.user_properties.extend(
                     [
-                        ("llmeval.model", data["model"] or ""),
+                        ("llmeval.model", info.model.display if info.model else ""),
                         ("llmeval.outcome", outcome),
                         ("llmeval.passed", "true" if outcome == "passed" else "false"),
-                        ("llmeval.score", f"{data['score']:.4g}"),
+                        ("llmeval.score", f"{score:.4g}"),
                     ]
                 )
+        elif report.when == "teardown" and attempt.outcome is not None and not attempt.skipped:
+            if report.failed and attempt.outcome != "error":
+                # A fixture that broke in teardown: the machinery failed, not the model.
+                attempt.outcome = "error"
+                attempt.error = _error_text(call.excinfo) if call.excinfo is not None else "teardown failed"
+            data = self.case_data(item, info, attempt.outcome, attempt.error)
+            data["duration_s"] = attempt.duration_s
+            report.llmeval = data  # plain data: travels to the xdist controller with the report
         return report
 
-    def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, call: pytest.CallInfo[None]) -> dict[str, Any]:
+    def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, error: str | None) -> dict[str, Any]:
         """The JSON-safe result of one case, as reports and the gate use it."""
         record = info.record
-        scores = [float(getattr(r, "score", float(bool(r)))) for r in record.results]
-        if scores:
-            score = sum(scores) / len(scores)
-        else:
-            score = 1.0 if outcome == "passed" else 0.0
-        error = None
-        if outcome == "error" and call.excinfo is not None:
-            error = f"{call.excinfo.typename}: {call.excinfo.value}"
         return {
             "eval": info.eval_id,
             "nodeid": item.nodeid,
-            "model": str(info.model) if info.model else None,
+            "model": info.model.display if info.model else None,
+            "model_spec": str(info.model) if info.model else None,
             "sample": info.sample,
             "outcome": outcome,
-            "score": score,
+            "score": _score(record, outcome),
             "threshold": self.threshold_for(info.marker),
             "tags": list(info.marker.tags) if info.marker else [],
             "results": [_result_dict(r) for r in record.results],
             "calls": [vars(c).copy() for c in record.calls],
             "output": record.output,
             "prompt": record.prompt,
-            "error": error,
+            "error": error if outcome == "error" else None,
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -251,18 +294,53 @@ class EvalSession:
             return
         data = getattr(report, "llmeval", None)
         if data is not None:
-            self.cases.append(data)
+            key = (data["nodeid"], data.get("model"), int(data.get("sample") or 0))
+            first = self._first_attempts.get(key)
+            if first is None:
+                data.setdefault("reruns", [])
+                data.setdefault("flaky", False)
+                self._first_attempts[key] = data
+                self.cases.append(data)
+            else:
+                # A rerun (pytest-rerunfailures): the first attempt decides for the gate, or
+                # reruns would make the pass rate best-of-N; later ones only show as flaky.
+                first["reruns"].append(data["outcome"])
+                first["flaky"] = any(o != first["outcome"] for o in first["reruns"])
         self.gate.note_report(report)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            if _is_eval_item(item):
+                self._deselected[_count_key(item)] += 1
+
+    def collected_counts(self, session: pytest.Session) -> dict[tuple[str, str | None], int] | None:
+        """Eval items collected per (eval, model), deselected ones included; ``None`` when
+        unknown (an xdist controller collects nothing itself and no worker reported)."""
+        if self.worker_collected is not None:
+            return {(e, m): n for e, m, n in self.worker_collected}
+        items = getattr(session, "items", None)
+        if not items and not self._deselected:
+            return None
+        counts: Counter[tuple[str, str | None]] = Counter(self._deselected)
+        for item in items or ():
+            if _is_eval_item(item):
+                counts[_count_key(item)] += 1
+        return dict(counts)
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
         if self.caller.store_opened:
             for case in self.cases:
                 self.caller.store.record_outcome(
-                    self.run_id, case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"]
+                    self.run_id,
+                    case["nodeid"],
+                    case.get("model_spec") or case["model"],  # the call log's name for the model
+                    case["sample"],
+                    case["outcome"],
+                    case["score"],
                 )
         # Before pytest's own summary: decides the exit status and writes the reports.
-        self.gate.finish(session, self.cases, self.caller.stats, self.run_id)
+        self.gate.finish(session, self.cases, self.caller.stats, self.run_id, self.collected_counts(session))
         yield
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -280,17 +358,91 @@ def _eval_id(item: pytest.Item) -> str:
     return nodeid.split("[", 1)[0]
 
 
-def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
+@dataclass
+class _Attempt:
+    """One attempt of a case (a rerun plugin makes several): its record and outcome."""
+
+    record: CaseRecord
+    outcome: str | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+    skipped: bool = False
+
+
+_ATTEMPT = pytest.StashKey[_Attempt]()
+
+
+@contextmanager
+def _current(record: CaseRecord) -> Iterator[None]:
+    token = set_current(record)
+    try:
+        yield
+    finally:
+        reset_current(token)
+
+
+def _count_key(item: pytest.Item) -> tuple[str, str | None]:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    model = ModelSpec.parse(params[MODEL_ARG]).display if MODEL_ARG in params else None
+    return (_eval_id(item), model)
+
+
+def _score(record: CaseRecord, outcome: str) -> float:
+    scores = [float(getattr(r, "score", float(bool(r)))) for r in record.results]
+    if scores:
+        return sum(scores) / len(scores)
+    return 1.0 if outcome == "passed" else 0.0
+
+
+def _error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    text = f"{excinfo.typename}: {excinfo.value}"
+    if _is_test_timeout(excinfo) or _inside_model_call(excinfo):
+        text += " [a model call or test cut off by a timeout is an error, never a failed answer]"
+    return text
+
+
+def _is_test_timeout(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """pytest-timeout's own failure (its signal method fails the test with this message)."""
+    return excinfo.errisinstance(pytest.fail.Exception) and "pytest-timeout" in str(excinfo.value)
+
+
+def _inside_model_call(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """Whether the exception was raised while a model call was in flight: a model that
+    was never heard cannot have given a wrong answer, whatever cut the call off."""
+    code = Caller.call.__code__
+    return any(entry.frame.code.raw is code for entry in excinfo.traceback)
+
+
+def _classify(report: pytest.TestReport, call: pytest.CallInfo[None], record: CaseRecord | None = None) -> str:
     """passed / failed / error. Errors are failures of the machinery, never of the model:
-    a provider, cache, judge or budget error, or a broken fixture."""
+    a provider, cache, judge or budget error, a broken fixture, or a timeout that cut
+    the test or one of its model calls off."""
     if report.passed:
         return "passed"
     if report.when != "call":
         return "error"
     excinfo = call.excinfo
-    if excinfo is not None and isinstance(excinfo.value, LLMEvalError):
+    if excinfo is not None and (
+        isinstance(excinfo.value, LLMEvalError) or _is_test_timeout(excinfo) or _inside_model_call(excinfo)
+    ):
         return "error"
     return "failed"
+
+
+def _warn_unused_checks(item: pytest.Item, record: CaseRecord) -> None:
+    """Warn about failed checks whose result the test never looked at: ``exact(out, "yes")``
+    on its own line records a failure that the test's outcome does not show."""
+    for result in record.results:
+        used = getattr(result, "used", None)
+        if used is None or used or bool(result.passed):
+            continue
+        item.warn(
+            UnusedCheckWarning(
+                f"{item.nodeid}: {result.name}() failed but its result was neither asserted nor used "
+                f"(expected {short_repr(result.expected, 60)}, got {short_repr(result.actual, 60)}); "
+                f"write `assert {result.name}(...)`, or use its result"
+            )
+        )
 
 
 def _result_dict(result: Any) -> dict[str, Any]:
