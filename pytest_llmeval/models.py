@@ -207,8 +207,9 @@ class StoredCompletion(_StoredCompletionFields, total=False):
     that answered as the server named it, ``usage`` its token counts, ``tool_calls`` the
     tool calls it made, ``finish_reason`` the provider's own stop reason (``"stop"``,
     ``"length"``, ``"max_tokens"``, ``"tool_calls"``...) and ``refusal`` the reason given
-    when the model refused, else ``None``. The caller adds ``latency_s``, the request's
-    own time in seconds, before storing it; a provider does not set it.
+    when the model refused, else ``None``. ``latency_s`` is the request's own time in
+    seconds: a provider sets it when it can time the request alone (after its SDK import
+    and client start, outside any lock), else the caller times the whole attempt.
     """
 
     latency_s: float

@@ -203,6 +203,10 @@ class Caller:
         if prefetched is not None:
             # Fetched by the planning pass for this test: reported as the live call it was.
             cost, latency = prefetched.cost_usd, prefetched.latency_s
+        elif not cached and isinstance(stored.get("latency_s"), (int, float)):
+            # A live call reports the request's own time, not budget, rate-limit and
+            # retry waits around it (the run's tallies count those).
+            latency = float(stored["latency_s"])
         completion = Completion.from_dict(stored, cached=cached, latency_s=latency, key=key, cost_usd=cost)
         with self.stats.lock:
             self.stats.calls += 1
@@ -318,8 +322,12 @@ class Caller:
             started = time.perf_counter()
             result = provider.complete(request, timeout=self.timeout_s)
             result = dict(result)
-            # The model's own latency is kept with the answer, so a replay can report it.
-            result["latency_s"] = round(time.perf_counter() - started, 6)
+            # The model's own latency is kept with the answer, so a replay can report it. A
+            # provider that timed the request alone (without SDK import, client start or a
+            # lock wait) says so in latency_s; otherwise the whole attempt is the estimate.
+            own = result.get("latency_s")
+            measured = own if isinstance(own, (int, float)) and own >= 0 else time.perf_counter() - started
+            result["latency_s"] = round(float(measured), 6)
             return result
 
         def count_retry(exc: ProviderError, _wait: float) -> None:

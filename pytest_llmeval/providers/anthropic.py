@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from pytest_llmeval.errors import ConfigError, ProviderError
@@ -97,11 +98,17 @@ class AnthropicProvider:
         kwargs = self.build_kwargs(request)
         try:
             # The raw JSON, not the SDK's typed objects (see the OpenAI provider).
+            # Timed here, after the client exists: the request's own time, without the
+            # SDK's import and client start that the first call of a run pays.
+            started = time.perf_counter()
             raw = client.messages.with_raw_response.create(**kwargs, timeout=timeout)
             data = raw.http_response.json()
+            latency = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
             raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        return parse_json_reply(_parse_response, data, self.spec, self.endpoint)
+        completion = parse_json_reply(_parse_response, data, self.spec, self.endpoint)
+        completion["latency_s"] = round(latency, 6)
+        return completion
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
