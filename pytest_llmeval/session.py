@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,6 +63,9 @@ class EvalSession:
             max_cost=settings.max_cost,
             concurrency=settings.concurrency,
         )
+        if settings.recordings is not None and workerinput is None:
+            # Before any call: under xdist the controller imports once for all workers.
+            import_recordings(settings.recordings, settings.cache_path, settings.cache_mode)
         self.planner: Planner | None = None  # registered once evals are collected (see _start_planner)
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
@@ -345,6 +349,37 @@ class EvalSession:
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         self.gate.terminal_summary(terminalreporter)
+
+
+def import_recordings(path: Path, store_path: Path, mode: str) -> None:
+    """Load committed recordings (ini ``llmeval_recordings``, the ``cache export`` format)
+    into the store, so ``--llmeval-cache=replay`` replays them in CI.
+
+    Skipped in ``refresh`` and ``off``, which call every model anyway. A bad line is a
+    usage error naming the file and the line, and nothing is imported then; a missing file
+    is one only in ``replay``, where every answer must come from it.
+    """
+    if mode not in ("use", "replay"):
+        return
+    where = "ini option llmeval_recordings"
+    if not path.is_file():
+        if mode == "replay":
+            raise pytest.UsageError(
+                f"{where}: {path} does not exist; record it with "
+                f"`python -m pytest_llmeval cache export {path} --path {store_path}` after a run in mode use"
+            )
+        return
+    from pytest_llmeval.store.db import Store  # lazy: sqlite3 only for runs that need it
+
+    try:
+        with Store(store_path) as store, path.open(encoding="utf-8") as lines:
+            result = store.import_lines(lines)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"{where}: cannot read {path}: {exc}") from None
+    if result["bad"]:
+        number, reason = result["bad"][0]
+        more = f" (and {len(result['bad']) - 1} more bad line(s))" if len(result["bad"]) > 1 else ""
+        raise pytest.UsageError(f"{where}: {path}: line {number}: {reason}{more}; nothing was imported")
 
 
 def _is_eval_item(item: pytest.Item) -> bool:

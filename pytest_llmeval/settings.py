@@ -157,6 +157,8 @@ def add_options(parser: pytest.Parser) -> None:
                   default="")  # fmt: skip
     parser.addini("llmeval_cache", "Cache mode: use, replay, refresh or off.", default="")
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
+    parser.addini("llmeval_recordings", "Committed recordings (cache export JSONL), relative to the rootdir: "
+                  "imported into the cache at the start of every run.", default="")  # fmt: skip
     parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
     parser.addini("llmeval_retries", "Retries of a rate-limited or failed request.", default="")
@@ -190,6 +192,7 @@ class Settings:
     prices: dict[str, tuple[float, float, float]]
     allow_self_judge: bool = False
     judge_templates: Path | None = None
+    recordings: Path | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -263,6 +266,7 @@ class Settings:
             prices=_parse_prices(ini("llmeval_prices")),
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
+            recordings=_recordings(ini("llmeval_recordings"), rootdir),
         )
 
 
@@ -335,3 +339,11 @@ def _judge_templates(value: str, rootdir: Path) -> Path | None:
     if not path.is_dir():
         raise ConfigError(f"ini option llmeval_judge_templates: {path} is not a directory")
     return path
+
+
+def _recordings(value: str, rootdir: Path) -> Path | None:
+    value = value.strip()
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else rootdir / path
