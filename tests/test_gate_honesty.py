@@ -375,7 +375,8 @@ def test_latency_is_the_requests_own_time_as_stored(pytester: pytest.Pytester, f
     (stored with the answer), not the caller's time around lookup, budget and client start."""
     write_eval(pytester, n=3, marker="min_pass_rate=1.0")
     script(fake_api, range(3))
-    assert pytester.runpytest(*OPENAI, "--llmeval-json", "out.json").ret == 0
+    # Without the planning pass: each call is made by its test, client start and all.
+    assert pytester.runpytest(*OPENAI, "--llmeval-json", "out.json", "--llmeval-concurrency", "0").ret == 0
     calls = [c for case in read_json(pytester)["cases"] for c in case["calls"]]
     with sqlite3.connect(pytester.path / ".llmeval" / "cache.db") as db:
         stored = {k: json.loads(r)["latency_s"] for k, r in db.execute("SELECT key, response FROM responses")}
