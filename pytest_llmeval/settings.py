@@ -166,6 +166,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
+    parser.addini("llmeval_intercept", "Serve the app's own openai/anthropic SDK calls in every eval.",
+                  type="bool", default=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ class Settings:
     allow_self_judge: bool = False
     judge_templates: Path | None = None
     recordings: Path | None = None
+    intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -267,6 +270,7 @@ class Settings:
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
             recordings=_recordings(ini("llmeval_recordings"), rootdir),
+            intercept=bool(ini("llmeval_intercept")),
         )
 
 

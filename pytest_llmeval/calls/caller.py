@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from pytest_llmeval.store.db import Store
 
 __all__ = ["Caller"]
+
+#: True while this thread (or task) runs a provider call of the plugin itself: SDK traffic
+#: interception (pytest_llmeval.intercept) lets such requests through, so that ``llm(...)``,
+#: the judge and prefetches in an ``intercept=True`` test are not served twice.
+PLUGIN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("pytest_llmeval_plugin_call", default=False)
 
 
 @dataclass
@@ -289,7 +295,8 @@ class Caller:
         self._inflight.pop(key, None)
 
     def _provider(self, request: Request) -> Any:
-        return self.registry.get(request.model)
+        # An intercepted SDK request carries its own provider (the HTTP exchange it forwards).
+        return getattr(request, "provider", None) or self.registry.get(request.model)
 
     def answerable(self, request: Request) -> bool:
         """Whether a :meth:`call` of ``request`` now ends without calling a model."""
@@ -320,7 +327,11 @@ class Caller:
             if self.closed:
                 raise ProviderError(f"{request.model}: the run ended before this call was made")
             started = time.perf_counter()
-            result = provider.complete(request, timeout=self.timeout_s)
+            own = PLUGIN_CALL.set(True)
+            try:
+                result = provider.complete(request, timeout=self.timeout_s)
+            finally:
+                PLUGIN_CALL.reset(own)
             result = dict(result)
             # The model's own latency is kept with the answer, so a replay can report it. A
             # provider that timed the request alone (without SDK import, client start or a
