@@ -71,6 +71,7 @@ class EvalSession:
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
         self._first_attempts: dict[tuple[str, str | None, int], dict[str, Any]] = {}
+        self._latest_attempts: dict[tuple[str, str | None, int], dict[str, Any]] = {}
         self._deselected: Counter[tuple[str, str | None]] = Counter()
         #: Collected eval items per (eval, model, count), from an xdist worker (xdist.py).
         self.worker_collected: list[tuple[str, str | None, int]] | None = None
@@ -271,33 +272,39 @@ class EvalSession:
         if report.skipped and report.when != "teardown":
             attempt.skipped = True
             return report
-        # One outcome per case: from the call phase, or from setup when setup broke; the
-        # data goes out with the teardown report, once the fixtures' calls are in too.
+        # One outcome per case: from the call phase, or from setup when setup broke. Calls
+        # made in fixture teardown come after, with the teardown report (see logreport).
         if report.when == "call" or (report.when == "setup" and report.failed):
             _warn_unused_checks(item, attempt.record)
             outcome = _classify(report, call, attempt.record)
             attempt.outcome = outcome
-            attempt.duration_s = round(report.duration, 6)
-            if outcome == "error" and call.excinfo is not None:
-                attempt.error = _error_text(call.excinfo)
+            error = _error_text(call.excinfo) if outcome == "error" and call.excinfo is not None else None
+            data = self.case_data(item, info, outcome, error)
+            data["duration_s"] = round(report.duration, 6)
+            attempt.calls_reported = len(attempt.record.calls)
+            report.llmeval = data  # plain data: travels to the xdist controller with the report
             if self.settings.junit_properties:
-                score = _score(attempt.record, outcome)
                 item.user_properties.extend(
                     [
-                        ("llmeval.model", info.model.display if info.model else ""),
+                        ("llmeval.model", data["model"] or ""),
                         ("llmeval.outcome", outcome),
                         ("llmeval.passed", "true" if outcome == "passed" else "false"),
-                        ("llmeval.score", f"{score:.4g}"),
+                        ("llmeval.score", f"{data['score']:.4g}"),
                     ]
                 )
         elif report.when == "teardown" and attempt.outcome is not None and not attempt.skipped:
-            if report.failed and attempt.outcome != "error":
-                # A fixture that broke in teardown: the machinery failed, not the model.
-                attempt.outcome = "error"
-                attempt.error = _error_text(call.excinfo) if call.excinfo is not None else "teardown failed"
-            data = self.case_data(item, info, attempt.outcome, attempt.error)
-            data["duration_s"] = attempt.duration_s
-            report.llmeval = data  # plain data: travels to the xdist controller with the report
+            later = attempt.record.calls[attempt.calls_reported :]
+            if later or report.failed:
+                report.llmeval_teardown = {
+                    "nodeid": item.nodeid,
+                    "model": info.model.display if info.model else None,
+                    "sample": info.sample,
+                    "calls": [vars(c).copy() for c in later],
+                    # A fixture that broke in teardown: the machinery failed, not the model.
+                    "error": (_error_text(call.excinfo) if call.excinfo is not None else "teardown failed")
+                    if report.failed
+                    else None,
+                }
         return report
 
     def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, error: str | None) -> dict[str, Any]:
@@ -324,8 +331,17 @@ class EvalSession:
         if self.planning:  # planning runs log nothing; guard against plugins that log anyway
             return
         data = getattr(report, "llmeval", None)
+        later = getattr(report, "llmeval_teardown", None)
+        if later is not None:
+            # Teardown's calls (and a teardown failure) belong to the attempt they end.
+            target = self._latest_attempts.get((later["nodeid"], later.get("model"), int(later.get("sample") or 0)))
+            if target is not None:
+                target["calls"].extend(later["calls"])
+                if later.get("error") and target["outcome"] != "error":
+                    target["outcome"], target["error"] = "error", later["error"]
         if data is not None:
             key = (data["nodeid"], data.get("model"), int(data.get("sample") or 0))
+            self._latest_attempts[key] = data
             first = self._first_attempts.get(key)
             if first is None:
                 data.setdefault("reruns", [])
@@ -426,8 +442,7 @@ class _Attempt:
 
     record: CaseRecord
     outcome: str | None = None
-    error: str | None = None
-    duration_s: float = 0.0
+    calls_reported: int = 0  # calls already in the case data; later ones come with teardown
     skipped: bool = False
 
 
