@@ -31,7 +31,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import _harness  # noqa: E402,F401  (puts tests/ on sys.path for fakeapi)
 
 from pytest_llmeval.gate.gate import compare_baseline  # noqa: E402
 from pytest_llmeval.gate.results import aggregate  # noqa: E402
@@ -183,6 +182,9 @@ def adversarial() -> list[tuple[str, str, str, bool]]:
     import os
     import tempfile
 
+    # Here, not at the top: tests/test_stats.py loads this file without benchmarks/ on sys.path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _harness  # puts tests/ on sys.path for fakeapi
     from fakeapi import FakeAPI
 
     rows: list[tuple[str, str, str, bool]] = []

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Caller"]
 
+# Where an answer carries its earlier attempts' time from the retry loop to call(); taken
+# off before the answer is stored.
+_WAITED = "_llmeval_waited_s"
+
 #: True while this thread (or task) runs a provider call of the plugin itself: SDK traffic
 #: interception (pytest_llmeval.intercept) lets such requests through, so that ``llm(...)``,
 #: the judge and prefetches in an ``intercept=True`` test are not served twice.
@@ -123,6 +127,8 @@ class Caller:
         self.planner: PlanningSource | None = None
         self.live_calls = 0  # provider calls made by the tests themselves (not prefetched)
         self._prefetched: dict[str, _Prefetched] = {}
+        # Seconds of failed attempts and Retry-After waits before a call's answer, by key.
+        self._waited: dict[str, float] = {}
         # Requests that failed for good while prefetching: the real run raises the same
         # error for them instead of calling (and retrying) a failing server again.
         self._failed: dict[str, LLMEvalError] = {}
@@ -210,9 +216,10 @@ class Caller:
             # Fetched by the planning pass for this test: reported as the live call it was.
             cost, latency = prefetched.cost_usd, prefetched.latency_s
         elif not cached and isinstance(stored.get("latency_s"), (int, float)):
-            # A live call reports the request's own time, not budget, rate-limit and
-            # retry waits around it (the run's tallies count those).
-            latency = float(stored["latency_s"])
+            # A live call reports the request's own time plus the failed attempts and
+            # Retry-After waits before it, not the SDK import, client start or budget and
+            # rate-limit bookkeeping around it.
+            latency = float(stored["latency_s"]) + self._waited.pop(key, 0.0)
         completion = Completion.from_dict(stored, cached=cached, latency_s=latency, key=key, cost_usd=cost)
         with self.stats.lock:
             self.stats.calls += 1
@@ -275,6 +282,7 @@ class Caller:
         except LLMEvalError as exc:
             self._failed[key] = exc
             return False
+        self._waited.pop(key, None)  # the planning pass reports the request's own time
         self._prefetched[key] = _Prefetched(cost_usd=cost, latency_s=float(stored.get("latency_s") or 0.0))
         return True
 
@@ -309,6 +317,7 @@ class Caller:
         cost = 0.0
         try:
             stored = self._call_provider(provider, request)
+            self._waited[key] = float(stored.pop(_WAITED, 0.0))
             cost = estimate_cost(request.model, Usage.from_dict(stored.get("usage")), self.prices)
         finally:
             self.budget.settle(reservation, cost)
@@ -323,10 +332,14 @@ class Caller:
         return stored, cost
 
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
+        first_attempt: list[float] = []
+
         def once() -> dict[str, Any]:
             if self.closed:
                 raise ProviderError(f"{request.model}: the run ended before this call was made")
             started = time.perf_counter()
+            if not first_attempt:
+                first_attempt.append(started)
             own = PLUGIN_CALL.set(True)
             try:
                 result = provider.complete(request, timeout=self.timeout_s)
@@ -339,6 +352,7 @@ class Caller:
             own = result.get("latency_s")
             measured = own if isinstance(own, (int, float)) and own >= 0 else time.perf_counter() - started
             result["latency_s"] = round(float(measured), 6)
+            result[_WAITED] = started - first_attempt[0]  # earlier attempts and waits; not stored
             return result
 
         def count_retry(exc: ProviderError, _wait: float) -> None:
