@@ -33,6 +33,7 @@ from pytest_llmeval.gate.results import (
     sort_cases,
 )
 from pytest_llmeval.gate.stats import mcnemar_exact
+from pytest_llmeval.store.redaction import redact_data
 from pytest_llmeval.text import model_label
 
 if TYPE_CHECKING:
@@ -353,7 +354,7 @@ class RunGate:
             reasons=reasons,
             run_id=run_id,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            pytest_args=list(self.config.invocation_params.args),
+            pytest_args=redact_data(list(self.config.invocation_params.args)),  # a model URL may hold a key
             baseline=baseline_section,
             non_eval_failures=self.non_eval_failures,
             tallies=self.tallies(own_tallies),
@@ -396,7 +397,9 @@ class RunGate:
         s = self.settings
         targets = [
             ReportTarget("json", s.json_path, "--llmeval-json"),
-            ReportTarget("junit", s.report_path, "--llmeval-report"),
+            ReportTarget(
+                "junit", s.report_path, "--llmeval-report", {"strict": s.report_strict, "tolerated": s.report_tolerated}
+            ),
             ReportTarget("markdown", s.markdown_path, "--llmeval-markdown"),
             ReportTarget("html", s.html_path, "--llmeval-html"),
         ]
