@@ -383,8 +383,12 @@ class Caller:
             # The model's own latency is kept with the answer, so a replay can report it. A
             # provider that timed the request alone (without SDK import, client start or a
             # lock wait) says so in latency_s; otherwise the whole attempt is the estimate.
-            own = result.get("latency_s")
-            measured = own if isinstance(own, (int, float)) and own >= 0 else time.perf_counter() - started
+            reported = result.get("latency_s")
+            measured = (
+                float(reported)
+                if isinstance(reported, (int, float)) and reported >= 0
+                else time.perf_counter() - started
+            )
             result["latency_s"] = round(float(measured), 6)
             result[_WAITED] = started - first_attempt[0]  # earlier attempts and waits; not stored
             return result

@@ -15,7 +15,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -171,7 +171,9 @@ def compare_baseline(
             elif now and not before:
                 to_pass.append(row["nodeid"])
         p_value = mcnemar_exact(len(to_fail), len(to_pass), alternative="drop")
-        status = "compared" if n_pairs else ("new" if not in_baseline else "unmatched")
+        status: Literal["compared", "new", "unmatched"] = (
+            "compared" if n_pairs else ("new" if not in_baseline else "unmatched")
+        )
         entry: BaselineEntry = {
             "eval": result.eval,
             "model": result.model,
