@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeAPI", "Recorded", "FAULT_KINDS"]
+__all__ = ["FakeAPI", "Recorded", "FAULT_KINDS", "HOSTILE_KINDS"]
 
 MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
 FAULT_KINDS = frozenset({"429", "500", "503", "529", "400", "timeout", "reset", "garbage", "html"})
@@ -136,7 +136,154 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_GET
 
 
-class FakeAPI:
+# ----- hostile servers (issue 15): empty 200s, outages, drip-feeding, quota and auth errors -----
+# One block, mixed into FakeAPI: the fault machinery below reaches it through three one-line
+# hooks (FakeAPI._take_fault, FakeAPI._fail, FakeAPI.clear).
+
+#: What :meth:`FakeAPI.hostile` can make the next matching requests get.
+HOSTILE_KINDS = frozenset(
+    {
+        "empty",  # 200 with `{}`
+        "no-content",  # 200; OpenAI `choices: []`, Anthropic `content: []`
+        "null-content",  # 200; OpenAI `message.content: null` (no tool call, no refusal), Anthropic `content: null`
+        "blank-choice",  # 200; OpenAI `choices: [{}]`, Anthropic `content: [{}]`
+        "error-200",  # 200 carrying the provider's error object
+        "299",  # a 2xx other than 200, with no body
+        "drip",  # a right answer, one byte every `interval` seconds (status line and headers included)
+        "quota",  # 429 insufficient_quota: not a rate limit, the account has no credit left
+        "401",  # the key is rejected
+        "401-echo",  # the key is rejected and the error echoes the Authorization header back
+        "403",  # the key may not use this endpoint or model
+    }
+)
+_HOSTILE_STATUS = {"401": 401, "401-echo": 401, "403": 403, "quota": 429}
+_HOSTILE_MESSAGE = {
+    401: "Incorrect API key provided.",
+    403: "Your API key does not have permission to use the specified resource.",
+    429: "You exceeded your current quota, please check your plan and billing details.",
+}
+
+
+@dataclass
+class _Hostile(_Fault):
+    interval: float = 1.0  # "drip": seconds between two bytes
+
+
+@dataclass
+class _Outage:
+    until: float  # time.monotonic() at which the server answers again
+    status: int
+    provider: str | None
+
+
+class _HostileServer:
+    """The hostile behaviours of :class:`FakeAPI` (a mixin: it uses FakeAPI's lock, faults and sender)."""
+
+    _lock: threading.Lock
+    _faults: list[_Fault]
+    _stopping: threading.Event
+
+    def hostile(
+        self, kind: str, *, count: int = 1, when: str | None = None, provider: str | None = None, interval: float = 1.0
+    ) -> None:
+        """Make the next ``count`` matching valid model requests get ``kind`` (see HOSTILE_KINDS).
+
+        ``interval``: for "drip", the seconds between two bytes of the answer.
+        """
+        if kind not in HOSTILE_KINDS:
+            raise ValueError(f"unknown hostile kind {kind!r}; expected one of {sorted(HOSTILE_KINDS)}")
+        with self._lock:
+            self._faults.append(_Hostile(kind, count, when, provider, interval=interval))
+
+    def outage(self, seconds: float, *, status: int = 503, provider: str | None = None) -> None:
+        """Answer every model request with ``status`` for the next ``seconds`` (a server starting up).
+
+        For "the first N requests", ``fault("503", count=N)`` does it.
+        """
+        with self._lock:
+            self._outage_list().append(_Outage(time.monotonic() + seconds, status, provider))
+
+    def _outage_list(self) -> list[_Outage]:
+        return self.__dict__.setdefault("_outages", [])
+
+    def _take_outage(self, provider: str) -> _Fault | None:
+        """The fault of an outage in progress, if any (``self._lock`` held)."""
+        outages = self._outage_list()
+        now = time.monotonic()
+        outages[:] = [o for o in outages if o.until > now]
+        for outage in outages:
+            if outage.provider in (None, provider):
+                return _Fault(str(outage.status))
+        return None
+
+    def _clear_hostile(self) -> None:
+        self._outage_list().clear()
+
+    def _fail_hostile(self, h: _Handler, rec: Recorded, flt: _Hostile) -> None:
+        fake: Any = self  # the FakeAPI this is mixed into
+        anthropic = rec.provider == "anthropic"
+        kind = flt.kind
+        body: Any
+        if kind in _HOSTILE_STATUS:
+            status = _HOSTILE_STATUS[kind]
+            message = _HOSTILE_MESSAGE[status]
+            if kind == "401-echo":  # as some proxies do: the request's own header, verbatim
+                message += f" Received header: Authorization: {rec.headers.get('authorization', '')}"
+            if anthropic:
+                kinds = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+                body = {"type": "error", "error": {"type": kinds[status], "message": message}}
+            else:
+                code = {401: "invalid_api_key", 403: "unsupported_country_region_territory", 429: "insufficient_quota"}
+                kinds = {401: "invalid_request_error", 403: "invalid_request_error", 429: "insufficient_quota"}
+                body = {"error": {"message": message, "type": kinds[status], "param": None, "code": code[status]}}
+            return fake._send(h, rec, status, json.dumps(body).encode())
+        if kind == "299":
+            return fake._send(h, rec, 299, b"")
+        if kind == "drip":
+            return self._drip(h, rec, flt.interval)
+        if kind == "error-200":
+            if anthropic:
+                body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            else:
+                body = {
+                    "error": {"message": "The server had an error processing your request.", "type": "server_error"}
+                }
+        elif kind == "empty":
+            body = {}
+        elif anthropic:
+            body = fake._anthropic_response(rec.body, {"text": "x"})
+            body["content"] = {"no-content": [], "null-content": None, "blank-choice": [{}]}[kind]
+        else:
+            body = fake._openai_response(rec.body, {"text": "x"})
+            if kind == "no-content":
+                body["choices"] = []
+            elif kind == "blank-choice":
+                body["choices"] = [{}]
+            else:  # null-content
+                body["choices"][0]["message"].update(content=None, refusal=None, tool_calls=None)
+        fake._send(h, rec, 200, json.dumps(body).encode())
+
+    def _drip(self, h: _Handler, rec: Recorded, interval: float) -> None:
+        """A right answer sent one byte at a time: no single read waits longer than ``interval``."""
+        fake: Any = self
+        ans = fake._answer(rec.body, rec.provider, _last_user_text(rec.body))
+        make = fake._anthropic_response if rec.provider == "anthropic" else fake._openai_response
+        data = json.dumps(make(rec.body, ans)).encode()
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+        wire = head.encode() + data
+        h.close_connection = True
+        rec.status = 200
+        try:
+            for i in range(len(wire)):
+                if self._stopping.wait(interval):
+                    return
+                h.wfile.write(wire[i : i + 1])
+                h.wfile.flush()
+        except OSError:  # the client gave up: what a deadline is for
+            pass
+
+
+class FakeAPI(_HostileServer):
     """Imitation OpenAI + Anthropic HTTP API on an ephemeral 127.0.0.1 port; thread-safe.
 
     ``with FakeAPI() as api: openai.OpenAI(api_key="k", base_url=api.openai_base_url)``.
@@ -266,6 +413,7 @@ class FakeAPI:
             self._rate = None
             self.latency = 0.0
             self.peak_in_flight = 0
+            self._clear_hostile()
 
     # ----- request handling ------------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -319,6 +467,8 @@ class FakeAPI:
 
     def _take_fault(self, provider: str, user_text: str) -> _Fault | None:
         with self._lock:
+            if outage := self._take_outage(provider):
+                return outage
             for flt in self._faults:
                 if flt.provider in (None, provider) and (flt.when is None or flt.when in user_text):
                     flt.remaining -= 1
@@ -332,6 +482,8 @@ class FakeAPI:
         return None
 
     def _fail(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        if isinstance(flt, _Hostile):
+            return self._fail_hostile(h, rec, flt)
         if flt.kind == "reset":
             h.close_connection = True
             # SO_LINGER 0 makes close() send RST; rfile holds a reference that would defer the close.

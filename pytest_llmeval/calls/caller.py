@@ -13,7 +13,7 @@ from pytest_llmeval.calls.budget import Budget
 from pytest_llmeval.calls.pricing import estimate_cost
 from pytest_llmeval.calls.ratelimit import RateLimiters
 from pytest_llmeval.calls.registry import ProviderRegistry
-from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
+from pytest_llmeval.calls.retry import Deadline, RetryPolicy, call_with_retries
 from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
 from pytest_llmeval.models import CacheMode, Completion, Request, Usage, canonical_json
 from pytest_llmeval.recording import CallInfo, record_call
@@ -111,7 +111,8 @@ class Caller:
         # run, and a repeat of it in the same run (the planning pass, or a rerun) reads this.
         self._fresh: dict[str, dict[str, Any]] = {}
         self.budget = Budget(max_cost, prices)
-        self.limiters = RateLimiters(concurrency)
+        # An endpoint that fails every attempt for a whole deadline is given up for the run.
+        self.limiters = RateLimiters(concurrency, give_up_after_s=self.retry.timeout_s)
         # The planning pass attaches itself here (planning/planner.py); while it runs a test
         # body for planning, its context answers what it can and stops at the first miss.
         self.planner: PlanningSource | None = None
@@ -312,11 +313,15 @@ class Caller:
         return stored, cost
 
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
+        # One deadline for the call: every attempt gets what is left of it (see calls/retry.py).
+        deadline = Deadline(self.retry.timeout_s)
+
         def once() -> dict[str, Any]:
             if self.closed:
                 raise ProviderError(f"{request.model}: the run ended before this call was made")
+            remaining = deadline.remaining()
             started = time.perf_counter()
-            result = provider.complete(request, timeout=self.timeout_s)
+            result = provider.complete(request, timeout=self.timeout_s if remaining is None else remaining)
             result = dict(result)
             # The model's own latency is kept with the answer, so a replay can report it.
             result["latency_s"] = round(time.perf_counter() - started, 6)
@@ -329,12 +334,11 @@ class Caller:
 
         endpoint = getattr(provider, "endpoint", "") or request.endpoint
         limiter = self.limiters.get(f"{request.model.provider} {endpoint}")
-        if limiter.broken is not None:
-            raise ProviderError(
-                f"{limiter.broken} [not tried again: every call to {endpoint or request.model} "
-                "has failed so far in this run]"
-            )
-        return call_with_retries(once, self.retry, on_retry=count_retry, gate=limiter)
+        # The limiter refuses calls to an endpoint that cannot answer them (a rejected key,
+        # an exhausted quota, down for a whole deadline), each with its own message.
+        return call_with_retries(
+            once, self.retry, on_retry=count_retry, gate=limiter, deadline=deadline, name=str(request.model)
+        )
 
     # -- budget (--llmeval-max-cost, calls/budget.py) --------------------------------------
     @property

@@ -15,6 +15,7 @@ from pytest_llmeval.providers._common import (
     sdk_parameters,
     split_extra,
     translate_sdk_error,
+    within,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -80,10 +81,19 @@ class OpenAIProvider:
         try:
             # The raw JSON, not the SDK's typed objects: building those costs more CPU than
             # the rest of the call, and only these few fields are kept.
-            raw = client.chat.completions.with_raw_response.create(**kwargs, timeout=timeout)
-            data = raw.http_response.json()
+            # ``within``: the SDK's timeout bounds each read, not the request (a server
+            # that drip-feeds its answer would never trip it).
+            http = within(
+                lambda: client.chat.completions.with_raw_response.create(**kwargs, timeout=timeout).http_response,
+                timeout,
+            )
+            data = http.json() if http.content else None
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
             raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
+        if data is None:
+            raise ProviderError(
+                f"{self.spec}: HTTP {http.status_code} from {self.endpoint} with an empty body", retryable=True
+            )
         return parse_json_reply(_parse_response, data, self.spec, self.endpoint)
 
 
@@ -115,11 +125,27 @@ def _openai_tool_choice(choice: Any) -> Any:
 
 
 def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
+    # An answer with nothing in it is a server fault, never a completion: a completion is
+    # stored and replayed, so an empty one would stay a failed case after the server recovers.
     choices = data.get("choices")
     if not choices:
+        error = data.get("error")
+        if error:
+            detail = error.get("message") if isinstance(error, dict) else error
+            raise ProviderError(f"{spec}: the server answered 200 with an error: {_short(detail)}", retryable=True)
         raise ProviderError(f"{spec}: the response has no choices", retryable=True)
     choice = choices[0]
-    message = choice.get("message") or {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise ProviderError(f"{spec}: the response's first choice has no message", retryable=True)
+    if (
+        message.get("content") is None
+        and not message.get("tool_calls")
+        and not message.get("refusal")
+        # A truncated or filtered answer without text is still the model's answer.
+        and choice.get("finish_reason") not in ("length", "content_filter")
+    ):
+        raise ProviderError(f"{spec}: the response's message has no content, tool call or refusal", retryable=True)
     tool_calls: list[StoredToolCall] = []
     for call in message.get("tool_calls") or ():
         function = call.get("function")
@@ -145,3 +171,8 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
         "finish_reason": choice.get("finish_reason"),
         "refusal": message.get("refusal"),
     }
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
