@@ -171,9 +171,10 @@ class _Hostile(_Fault):
 
 @dataclass
 class _Outage:
-    until: float  # time.monotonic() at which the server answers again
+    seconds: float
     status: int
     provider: str | None
+    until: float | None = None  # time.monotonic() at which it ends; set by the first request
 
 
 class _HostileServer:
@@ -196,12 +197,13 @@ class _HostileServer:
             self._faults.append(_Hostile(kind, count, when, provider, interval=interval))
 
     def outage(self, seconds: float, *, status: int = 503, provider: str | None = None) -> None:
-        """Answer every model request with ``status`` for the next ``seconds`` (a server starting up).
+        """Answer every model request with ``status`` for ``seconds`` from the first one that
+        comes (a server starting up, however long the client takes to start).
 
         For "the first N requests", ``fault("503", count=N)`` does it.
         """
         with self._lock:
-            self._outage_list().append(_Outage(time.monotonic() + seconds, status, provider))
+            self._outage_list().append(_Outage(seconds, status, provider))
 
     def _outage_list(self) -> list[_Outage]:
         return self.__dict__.setdefault("_outages", [])
@@ -210,7 +212,10 @@ class _HostileServer:
         """The fault of an outage in progress, if any (``self._lock`` held)."""
         outages = self._outage_list()
         now = time.monotonic()
-        outages[:] = [o for o in outages if o.until > now]
+        for outage in outages:
+            if outage.provider in (None, provider) and outage.until is None:
+                outage.until = now + outage.seconds
+        outages[:] = [o for o in outages if o.until is None or o.until > now]
         for outage in outages:
             if outage.provider in (None, provider):
                 return _Fault(str(outage.status))

@@ -9,11 +9,11 @@ one overload moment halves the limit once: only attempts started after the last 
 can decrease it again.
 
 The circuit breaker, for a server that is down or starting up: after a few server faults in
-a row (5xx, no connection, timeouts, empty answers) or a call that failed for good, the
+a row (5xx, no connection, timeouts, empty answers) with no success between them, the
 endpoint is *open*: one attempt at a time goes through (a *probe*, half-open), after a pause
-that doubles while probes fail. The other calls wait without spending their retries, and
-all go again at the first success. A waiting call ends only at its own deadline; each call's
-error is its own. The endpoint is given up for the run (:attr:`AdaptiveLimiter.broken`) only
+that doubles while probes fail, and waiting calls take their turn in the order they came.
+A probe is its call's own attempt; waiting spends no retry, and every call goes again at
+the first success. A waiting call ends at its own deadline; each call's error is its own. The endpoint is given up for the run (:attr:`AdaptiveLimiter.broken`) only
 when it has failed every attempt for ``give_up_after_s`` (``--llmeval-timeout``).
 
 Some answers end the endpoint's calls at once, because no retry can change them: a key
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from pytest_llmeval.calls.retry import Deadline, GateRefusal
@@ -100,6 +101,7 @@ class AdaptiveLimiter:
         self._probing = False
         self._next_probe = 0.0
         self._probe_pause = PROBE_FIRST_S
+        self._turns: deque[object] = deque()  # calls waiting for their probe, first come first
 
     @property
     def limit(self) -> int:
@@ -114,41 +116,56 @@ class AdaptiveLimiter:
     def acquire(self, deadline: Deadline | None = None) -> float:
         """Block until an attempt may start (see :meth:`pytest_llmeval.calls.retry.Gate.acquire`)."""
         deadline_at = deadline.at if deadline is not None else None
+        turn = object()
         with self._cond:
-            while True:
-                now = self._clock()
-                self._give_up_if_down(now)
-                if self.broken is not None:
-                    raise GateRefusal(self.broken)
-                if deadline_at is not None and self._paused_until > deadline_at:
-                    raise GateRefusal(
-                        f"not called: the server asked for a pause of {self._paused_until - now:.0f} s more "
-                        "(Retry-After), past the deadline of this call (--llmeval-timeout)",
-                        status=429,
-                    )
-                if self.open:
-                    wake = None if self._probing else self._next_probe
-                    ready = not self._probing and now >= self._next_probe
-                else:
-                    wake = self._paused_until if self._paused_until > now else None
-                    ready = True
-                ready = ready and now >= self._paused_until and self._active < int(self._limit)
-                if ready:
-                    break
-                if deadline_at is not None and now >= deadline_at:
-                    raise GateRefusal(
-                        f"not called before its deadline (--llmeval-timeout): {self._why_waiting(now)}",
-                        status=None,
-                    )
-                # Wake at the next moment something may change even if no call finishes.
-                moments = [m for m in (wake, deadline_at, self._give_up_at()) if m is not None]
-                self._cond.wait(timeout=max(0.001, min(moments) - now) if moments else None)
-            self._active += 1
-            token = _Token(now)
+            try:
+                return self._acquire(deadline_at, turn)
+            finally:
+                if turn in self._turns:
+                    self._turns.remove(turn)
+                    self._cond.notify_all()  # the next in the queue may be first now
+
+    def _acquire(self, deadline_at: float | None, turn: object) -> float:
+        """:meth:`acquire` with ``self._cond`` held; ``turn`` is this call's place in the queue."""
+        while True:
+            now = self._clock()
+            self._give_up_if_down(now)
+            if self.broken is not None:
+                raise GateRefusal(self.broken)
+            if deadline_at is not None and self._paused_until > deadline_at:
+                raise GateRefusal(
+                    f"not called: the server asked for a pause of {self._paused_until - now:.0f} s more "
+                    "(Retry-After), past the deadline of this call (--llmeval-timeout)",
+                    status=429,
+                )
             if self.open:
-                token.probe = True
-                self._probing = True
-            return token
+                if turn not in self._turns:
+                    self._turns.append(turn)
+                first = self._turns[0] is turn
+                # Only the first in the queue waits for the probe's moment; the others are
+                # woken when it leaves the queue.
+                wake = self._next_probe if first and not self._probing else None
+                ready = first and not self._probing and now >= self._next_probe
+            else:
+                wake = self._paused_until if self._paused_until > now else None
+                ready = True
+            ready = ready and now >= self._paused_until and self._active < int(self._limit)
+            if ready:
+                break
+            if deadline_at is not None and now >= deadline_at:
+                raise GateRefusal(
+                    f"not called before its deadline (--llmeval-timeout): {self._why_waiting(now)}",
+                    status=None,
+                )
+            # Wake at the next moment something may change even if no call finishes.
+            moments = [m for m in (wake, deadline_at, self._give_up_at()) if m is not None]
+            self._cond.wait(timeout=max(0.001, min(moments) - now) if moments else None)
+        self._active += 1
+        token = _Token(now)
+        if self.open:
+            token.probe = True
+            self._probing = True
+        return token
 
     def success(self, token: float) -> None:
         """The attempt succeeded: the endpoint works (the breaker closes)."""
@@ -203,7 +220,7 @@ class AdaptiveLimiter:
         if probe:
             self._probe_pause = min(PROBE_MAX_S, self._probe_pause * 2)
             self._next_probe = now + self._probe_pause
-        elif not self.open and (final or self._faults >= OPEN_AFTER):
+        elif not self.open and self._faults >= OPEN_AFTER:
             self.open = True
             self._next_probe = now + self._probe_pause
 

@@ -91,7 +91,8 @@ class Gate(Protocol):
         """Block until an attempt may start; return a token handed back below.
 
         Raises :class:`GateRefusal` when the attempt cannot start before ``deadline`` or
-        the endpoint refuses every call.
+        the endpoint refuses every call. A token whose ``probe`` attribute is true marks an
+        attempt made to see whether a failing endpoint is back (the gate paces them).
         """
         ...
 
@@ -147,8 +148,9 @@ def call_with_retries(
             if why is None and exc.retry_after is not None and remaining is not None and exc.retry_after > remaining:
                 why, wait = "retry-after", exc.retry_after  # the limiter pauses the endpoint for it
             elif why is None:
+                # Our backoff also after a failed probe: the calls queued behind it go first.
                 wait = policy.delay(attempt + 1, exc.retry_after)
-                if remaining is not None and wait >= remaining:
+                if remaining is not None and (wait >= remaining or remaining <= 0):
                     why, wait = "deadline", 0.0
             if gate is not None:
                 gate.failure(token, exc, wait, final=why is not None)
