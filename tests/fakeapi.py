@@ -154,6 +154,9 @@ HOSTILE_KINDS = frozenset(
         "401",  # the key is rejected
         "401-echo",  # the key is rejected and the error echoes the Authorization header back
         "403",  # the key may not use this endpoint or model
+        "no-schema-500",  # a JSON-schema response_format gets HTTP 500, as llama-cpp-python's server answers it
+        "no-schema-400",  # a JSON-schema response_format gets HTTP 400; other requests are answered
+        "no-format-400",  # any response_format but text gets HTTP 400; other requests are answered
     }
 )
 _HOSTILE_STATUS = {"401": 401, "401-echo": 401, "403": 403, "quota": 429}
@@ -244,6 +247,9 @@ class _HostileServer:
             return fake._send(h, rec, status, json.dumps(body).encode())
         if kind == "299":
             return fake._send(h, rec, 299, b"")
+        if kind.startswith(("no-schema", "no-format")):
+            rejected = ("json_schema",) if kind.startswith("no-schema") else ("json_schema", "json_object")
+            return self._reject_schema(h, rec, 500 if kind == "no-schema-500" else 400, rejected)
         if kind == "drip":
             return self._drip(h, rec, flt.interval)
         if kind == "error-200":
@@ -267,6 +273,22 @@ class _HostileServer:
             else:  # null-content
                 body["choices"][0]["message"].update(content=None, refusal=None, tool_calls=None)
         fake._send(h, rec, 200, json.dumps(body).encode())
+
+    def _reject_schema(self, h: _Handler, rec: Recorded, status: int, rejected: tuple[str, ...]) -> None:
+        """A server that does not know the response formats ``rejected``."""
+        fake: Any = self
+        if ((rec.body or {}).get("response_format") or {}).get("type") not in rejected:
+            ans = fake._answer(rec.body, rec.provider, _last_user_text(rec.body))
+            make = fake._anthropic_response if rec.provider == "anthropic" else fake._openai_response
+            return fake._send(h, rec, 200, json.dumps(make(rec.body, ans)).encode())
+        # llama-cpp-python's wording (a FastAPI validation error it reports as a 500).
+        message = (
+            "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+            "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+        )
+        kind = "internal_server_error" if status == 500 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": "response_format", "code": None}}
+        fake._send(h, rec, status, json.dumps(body).encode())
 
     def _drip(self, h: _Handler, rec: Recorded, interval: float) -> None:
         """A right answer sent one byte at a time: no single read waits longer than ``interval``."""

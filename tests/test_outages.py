@@ -251,6 +251,45 @@ def test_the_breaker_opens_lets_one_probe_through_and_closes_on_success() -> Non
     assert not fresh.open and fresh.acquire() is not None  # back to normal
 
 
+# -- a judge whose server rejects structured output ---------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "status", "then"),
+    [
+        ("no-schema-500", 500, ["json_object"]),  # llama-cpp-python's server
+        ("no-schema-400", 400, ["json_object"]),
+        ("no-format-400", 400, ["json_object", None]),  # no JSON mode at all: the text path
+    ],
+)
+def test_a_judge_whose_server_rejects_json_schema_falls_back_once(
+    pytester: pytest.Pytester, fake_api: FakeAPI, kind: str, status: int, then: list[str | None]
+) -> None:
+    fake_api.hostile(kind, count=1000)
+    fake_api.reply("The answer names Paris.\nVERDICT: PASS", when="Names the capital")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_graded(judge, i):
+            assert judge(f"Paris {i}", "Names the capital of France")
+        """
+    )
+    judge = f"openai:smol@{fake_api.openai_base_url}"
+    result, cases = run(pytester, "--llmeval-judge", judge, "--llmeval-concurrency", "0")
+    assert outcomes(cases) == {"passed": 4}, {k: c["error"] for k, c in cases.items()}
+    formats = [((r.body or {}).get("response_format") or {}).get("type") for r in fake_api.requests]
+    # Each rejected format is tried once (a deterministic error is not retried), then every
+    # case asks the way the server accepts.
+    assert formats == ["json_schema", *then, *[then[-1]] * 3]
+    assert sum(r.status == status for r in fake_api.requests) == len(then)
+    out = result.stdout.str()
+    assert out.count("rejected the JSON-schema response format") == 1
+    assert out.count("rejected the JSON-object response format") == len(then) - 1
+    result.stdout.fnmatch_lines(
+        ["*judge openai:smol@http://127.0.0.1:* rejected the JSON-schema response format (HTTP*"]
+    )
+
+
 # -- the read-only store ---------------------------------------------------------------------
 def _store_with_data_in_the_wal(folder: Path) -> Path:
     """A store whose only copy of an answer is in its -wal file, as a killed run leaves it."""

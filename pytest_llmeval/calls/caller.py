@@ -123,6 +123,9 @@ class Caller:
         self._failed: dict[str, LLMEvalError] = {}
         # Calls the planning pass has in flight: a test that needs one waits for it.
         self._inflight: dict[str, Future[bool]] = {}
+        # How each judge model asks for its verdict once its server rejected a response format
+        # (judge/judge.py): a run-level fact, learnt once.
+        self.judge_modes: dict[str, str] = {}
         self.closed = False
         self._closing = threading.Lock()  # close() against a late answer being stored
 

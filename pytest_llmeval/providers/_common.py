@@ -59,9 +59,12 @@ def translate_sdk_error(exc: BaseException, *, model: str, endpoint: str) -> Pro
             hint = " (check the model name and base URL)"
         elif quota:
             hint = " (the account's quota is used up: check its plan and billing)"
+        # A request validation error some servers answer with a 500 (llama-cpp-python's
+        # FastAPI app does for a response_format it does not know): the same every time.
+        invalid = status >= 500 and "validation error" in detail.lower()
         return ProviderError(
             f"{model}: HTTP {status} from {endpoint}{hint}: {detail}",
-            retryable=status in RETRYABLE_STATUS and not quota,
+            retryable=status in RETRYABLE_STATUS and not quota and not invalid,
             retry_after=retry_after,
             status=status,
         )
