@@ -158,17 +158,12 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     if not isinstance(content, list):
         what = "no content" if content is None else f"content of type {type(content).__name__}"
         raise ProviderError(f"{spec}: the response has {what}", retryable=True)
-    usable = [b for b in content if isinstance(b, dict) and b.get("type") in ("text", "tool_use")]
-    # A truncated answer or a refusal may come without a block and is still the model's answer.
-    if not usable and data.get("stop_reason") not in ("max_tokens", "refusal"):
-        raise ProviderError(
-            f"{spec}: the response has no text or tool_use block (content: {_short(json.dumps(content))})",
-            retryable=True,
-        )
     text_parts: list[str] = []
     tool_calls: list[StoredToolCall] = []
-    for block in usable:
-        kind = block.get("type")
+    usable = False
+    for block in content:
+        kind = block.get("type")  # a block that is no object: unreadable (see parse_json_reply)
+        usable = usable or kind in ("text", "tool_use")
         if kind == "text":
             text_parts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
@@ -176,6 +171,12 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     usage = data.get("usage") or {}
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     stop = data.get("stop_reason")
+    # A truncated answer or a refusal may come without a block and is still the model's answer.
+    if not usable and stop not in ("max_tokens", "refusal"):
+        raise ProviderError(
+            f"{spec}: the response has no text or tool_use block (content: {_short(json.dumps(content))})",
+            retryable=True,
+        )
     return {
         "text": "".join(text_parts),
         "model": data.get("model") or spec.name,

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from pytest_llmeval.errors import ProviderError
-from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
+from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall, StoredUsage
 from pytest_llmeval.providers._common import (
     content_text,
     parse_json_reply,
@@ -138,14 +138,6 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     message = choice.get("message")
     if not isinstance(message, dict):
         raise ProviderError(f"{spec}: the response's first choice has no message", retryable=True)
-    if (
-        message.get("content") is None
-        and not message.get("tool_calls")
-        and not message.get("refusal")
-        # A truncated or filtered answer without text is still the model's answer.
-        and choice.get("finish_reason") not in ("length", "content_filter")
-    ):
-        raise ProviderError(f"{spec}: the response's message has no content, tool call or refusal", retryable=True)
     tool_calls: list[StoredToolCall] = []
     for call in message.get("tool_calls") or ():
         function = call.get("function")
@@ -159,14 +151,23 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
         tool_calls.append({"name": function.get("name"), "arguments": arguments, "raw_arguments": raw})
     usage = data.get("usage") or {}
     details = usage.get("prompt_tokens_details") or {}
+    counts: StoredUsage = {
+        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "cached_input_tokens": int(details.get("cached_tokens") or 0),
+    }
+    if (
+        message.get("content") is None
+        and not tool_calls
+        and not message.get("refusal")
+        # A truncated or filtered answer without text is still the model's answer.
+        and choice.get("finish_reason") not in ("length", "content_filter")
+    ):
+        raise ProviderError(f"{spec}: the response's message has no content, tool call or refusal", retryable=True)
     return {
         "text": content_text(message.get("content")),
         "model": data.get("model") or spec.name,
-        "usage": {
-            "input_tokens": int(usage.get("prompt_tokens") or 0),
-            "output_tokens": int(usage.get("completion_tokens") or 0),
-            "cached_input_tokens": int(details.get("cached_tokens") or 0),
-        },
+        "usage": counts,
         "tool_calls": tool_calls,
         "finish_reason": choice.get("finish_reason"),
         "refusal": message.get("refusal"),
