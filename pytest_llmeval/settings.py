@@ -64,7 +64,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         type=float,
         metavar="SECONDS",
-        help="Timeout of one model request. Default: 60.",
+        help="Deadline of one model call, all its attempts and waits included. Default: 60.",
     )
     add(
         "--llmeval-retries",
@@ -157,7 +157,7 @@ def add_options(parser: pytest.Parser) -> None:
                   default="")  # fmt: skip
     parser.addini("llmeval_cache", "Cache mode: use, replay, refresh or off.", default="")
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
-    parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
+    parser.addini("llmeval_timeout", "Deadline of one model call in seconds, all its attempts included.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
