@@ -2,20 +2,21 @@
 
     python docs/make_screenshot.py            # writes docs/report.png (and docs/report.html)
 
-Two evals × two models, judged answers, and a baseline in which one case passed that now
-fails. tests/test_html_report.py runs the same code, so the picture in the README is one
-the tests can make. Needs Debian's ``chromium`` (``apt-get install chromium``) and
-``pip install playwright`` (never ``playwright install``: the system browser is used).
+The run is docs/make_report.py's fixed example (two evals × two models, judged answers, a
+baseline in which one case passed that now fails). tests/test_html_report.py runs the same
+code, so the picture in the README is one the tests can make. Needs Debian's ``chromium``
+(``apt-get install chromium``) and ``pip install playwright`` (never ``playwright install``:
+the system browser is used).
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
+HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -26,212 +27,21 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-HERE = Path(__file__).resolve().parent
-MODELS = ("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5")
-CAPITALS = [
-    ("france", "France", "Paris", {"openai:gpt-4o-mini": "Paris.", "anthropic:claude-haiku-4-5": "Paris"}),
-    ("japan", "Japan", "Tokyo", {"openai:gpt-4o-mini": "Tokyo", "anthropic:claude-haiku-4-5": "Tokyo"}),
-    ("peru", "Peru", "Lima", {"openai:gpt-4o-mini": "Cusco", "anthropic:claude-haiku-4-5": "Lima"}),
-    ("australia", "Australia", "Canberra", {"openai:gpt-4o-mini": "Canberra", "anthropic:claude-haiku-4-5": "Sydney"}),
-    ("canada", "Canada", "Ottawa", {"openai:gpt-4o-mini": "Ottawa", "anthropic:claude-haiku-4-5": "Ottawa"}),
-    ("kenya", "Kenya", "Nairobi", {"openai:gpt-4o-mini": "Nairobi", "anthropic:claude-haiku-4-5": "Mombasa"}),
-]
-SUPPORT = [
-    (
-        "refund-window",
-        "Can I still return shoes I bought 40 days ago?",
-        "Returns are accepted within 30 days; 40 days is outside the window, so offer store credit instead.",
-    ),
-    (
-        "damaged-item",
-        "My order arrived broken, what now?",
-        "Apologise, ask for a photo, offer a replacement or refund.",
-    ),
-    (
-        "cancel-order",
-        "How do I cancel an order that shipped?",
-        "It cannot be cancelled once shipped; explain the return.",
-    ),
-    ("gift-card", "Can I get cash back for a gift card?", "Gift cards are not redeemable for cash."),
-]
-SUPPORT_ANSWERS = {
-    ("refund-window", "openai:gpt-4o-mini"): (
-        "Yes! You can return them any time within 60 days for a full refund.",
-        False,
-        "The reply invents a 60-day window; the policy is 30 days and no store credit is offered.",
-    ),
-    ("refund-window", "anthropic:claude-haiku-4-5"): (
-        "Our return window is 30 days, so a refund isn't possible after 40 days, but I can offer store credit.",
-        True,
-        "States the 30-day window correctly and offers store credit.",
-    ),
-    ("damaged-item", "openai:gpt-4o-mini"): (
-        "I'm sorry it arrived damaged! Please send a photo and I'll ship a replacement or refund you.",
-        True,
-        "Apologises, asks for a photo and offers both remedies.",
-    ),
-    ("damaged-item", "anthropic:claude-haiku-4-5"): (
-        "Sorry about that. Could you share a photo? Then we'll replace it or refund you, whichever you prefer.",
-        True,
-        "Covers apology, evidence and remedy.",
-    ),
-    ("cancel-order", "openai:gpt-4o-mini"): (
-        "Once an order ships it can't be cancelled, but you can return it when it arrives.",
-        True,
-        "Correct and points to the return process.",
-    ),
-    ("cancel-order", "anthropic:claude-haiku-4-5"): (
-        "Shipped orders can't be cancelled; once it arrives you can start a return from your account.",
-        True,
-        "Correct.",
-    ),
-    ("gift-card", "openai:gpt-4o-mini"): (
-        "Gift cards can't be exchanged for cash, sorry.",
-        True,
-        "Correct refusal.",
-    ),
-    ("gift-card", "anthropic:claude-haiku-4-5"): (
-        "Gift cards aren't redeemable for cash, <b>but</b> they never expire.",
-        True,
-        "Correct; the extra claim is harmless.",
-    ),
-}
 
 
-def _call(model: str, role: str, latency: float, tokens_in: int, tokens_out: int, cached: bool) -> dict[str, Any]:
-    price_in, price_out = (0.15, 0.6) if model.startswith("openai") else (1.0, 5.0)
-    cost = 0.0 if cached else (tokens_in * price_in + tokens_out * price_out) / 1e6
-    return {
-        "key": hashlib.sha256(f"{model}|{role}|{latency}".encode()).hexdigest(),
-        "model": model,
-        "cached": cached,
-        "latency_s": 0.0 if cached else latency,
-        "input_tokens": tokens_in,
-        "output_tokens": tokens_out,
-        "cached_input_tokens": 0,
-        "cost_usd": cost,
-        "role": role,
-    }
+def _load_make_report() -> Any:
+    # By path, not `import make_report`: the tests load this file without docs/ on sys.path.
+    spec = importlib.util.spec_from_file_location("make_report", HERE / "make_report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def sample_run() -> tuple[dict[str, Any], dict[str, Any]]:
-    """(results, baseline results) of a small run in the ``--llmeval-json`` schema."""
-    cases: list[dict[str, Any]] = []
-    for i, (cid, country, capital, answers) in enumerate(CAPITALS):
-        for j, model in enumerate(MODELS):
-            answer = answers[model]
-            ok = answer.strip(".").lower() == capital.lower()
-            prompt = [{"role": "user", "content": f"What is the capital of {country}? Answer with one word."}]
-            cases.append(
-                {
-                    "eval": "tests/test_capitals.py::test_capital",
-                    "nodeid": f"tests/test_capitals.py::test_capital[{model}-{cid}]",
-                    "model": model,
-                    "sample": 0,
-                    "outcome": "passed" if ok else "failed",
-                    "score": 1.0 if ok else 0.0,
-                    "threshold": 0.8,
-                    "tags": ["geo"],
-                    "results": [
-                        {
-                            "name": "exact",
-                            "passed": ok,
-                            "score": 1.0 if ok else 0.0,
-                            "expected": capital,
-                            "actual": answer,
-                            "explanation": (
-                                f"{answer!r} equals {capital!r} after normalising case, whitespace and trailing punctuation"
-                                if ok
-                                else f"{answer!r} differs from {capital!r} (normalised: {answer.lower()!r} vs {capital.lower()!r})"
-                            ),
-                        }
-                    ],
-                    "calls": [_call(model, "llm", 0.31 + 0.07 * i + 0.2 * j, 21, 2, cached=i % 3 == 0)],
-                    "output": answer,
-                    "prompt": prompt,
-                    "error": None,
-                    "key": cid,
-                }
-            )
-    for i, (cid, question, criteria) in enumerate(SUPPORT):
-        for j, model in enumerate(MODELS):
-            answer, ok, reasoning = SUPPORT_ANSWERS[(cid, model)]
-            score = 0.9 if ok else 0.2
-            cases.append(
-                {
-                    "eval": "tests/test_support.py::test_policy_answer",
-                    "nodeid": f"tests/test_support.py::test_policy_answer[{model}-{cid}]",
-                    "model": model,
-                    "sample": 0,
-                    "outcome": "passed" if ok else "failed",
-                    "score": score,
-                    "threshold": 0.75,
-                    "tags": ["support", "judge"],
-                    "results": [
-                        {
-                            "name": "judge",
-                            "passed": ok,
-                            "score": score,
-                            "expected": criteria,
-                            "actual": answer,
-                            "explanation": f"rubric score {score:.1f} (pass at 0.5)",
-                            "reasoning": reasoning,
-                            "raw": '{"reasoning": "'
-                            + reasoning
-                            + '", "verdict": "'
-                            + ("PASS" if ok else "FAIL")
-                            + '"}',
-                            "judge_model": "openai:gpt-4o",
-                            "label": "PASS" if ok else "FAIL",
-                        }
-                    ],
-                    "calls": [
-                        _call(model, "llm", 0.9 + 0.15 * i + 0.4 * j, 180, 42, cached=False),
-                        _call("openai:gpt-4o", "judge", 1.2 + 0.1 * i, 420, 60, cached=False),
-                    ],
-                    "output": answer,
-                    "prompt": [
-                        {"role": "system", "content": "You are a support agent for Acme Shoes. Follow the policy."},
-                        {"role": "user", "content": question},
-                    ],
-                    "error": None,
-                    "key": cid,
-                }
-            )
-    baseline_cases = copy.deepcopy(cases)
-    for case in baseline_cases:
-        # The accepted run: gpt-4o-mini used to answer the refund question right.
-        if case["nodeid"].endswith("[openai:gpt-4o-mini-refund-window]"):
-            case["outcome"], case["score"] = "passed", 0.9
-    from pytest_llmeval.gate.results import aggregate
-
-    baseline_results = {
-        "schema": "pytest-llmeval/results",
-        "version": 1,
-        "run_id": "a18e0b5c9d2f4e61",
-        "created_at": "2025-11-27T09:05:00+00:00",
-        "pytest_args": [],
-        "passed": True,
-        "reasons": [],
-        "evals": [e.to_dict() for e in aggregate(baseline_cases)],
-        "cases": baseline_cases,
-        "baseline": None,
-    }
-    run = {
-        "schema": "pytest-llmeval/results",
-        "version": 1,
-        "run_id": "3f9c2a7e51b04d0c",
-        "created_at": "2025-11-29T16:20:00+00:00",
-        "pytest_args": ["--llmeval-model", MODELS[0], "--llmeval-model", MODELS[1],
-                        "--llmeval-judge", "openai:gpt-4o", "--llmeval-baseline", "accepted.json"],
-        "cases": cases,
-    }  # fmt: skip
-    # The evals, the baseline section and the verdict come from the plugin's own code,
-    # exactly as `python -m pytest_llmeval report RUN.json --baseline accepted.json` makes them.
-    from pytest_llmeval.cli.report import rebaseline
-
-    results = rebaseline(run, baseline_results, alpha=0.05, path="accepted.json")
-    return results, baseline_results
+_REPORT = _load_make_report()
+#: The example run, shared with docs/make_report.py.
+MODELS = _REPORT.MODELS
+sample_run = _REPORT.sample_run
 
 
 def launch(playwright: Any) -> Any:
@@ -241,10 +51,7 @@ def launch(playwright: Any) -> Any:
 
 def make_screenshot(png_path: Path, html_path: Path, browser: Any) -> None:
     """Write the sample report to ``html_path`` and a screenshot of it, one case open, to ``png_path``."""
-    from pytest_llmeval.reports.html.render import write_html
-
-    results, baseline = sample_run()
-    write_html(results, html_path, baseline)
+    _REPORT.write_report(html_path)
     page = browser.new_page(viewport={"width": 1720, "height": 1060}, device_scale_factor=1)
     try:
         page.goto(html_path.resolve().as_uri())

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# Eager: the submodule `cases` shares its name with the function, and importing the
-# submodule from anywhere would otherwise leave the module object under that name.
+# Eager and cheap (no pytest, no SDK): the function everyone's parametrize line calls.
 from pytest_llmeval.casefiles import cases, load_cases
 
 if TYPE_CHECKING:
@@ -21,8 +20,12 @@ if TYPE_CHECKING:
         LLMEvalError,
         ProviderError,
     )
-    from pytest_llmeval.judge.judge import Grade, Judge
-    from pytest_llmeval.models import Completion, ModelSpec, Usage
+    from pytest_llmeval.gate.results import BaselineSection, CaseEntry, EvalEntry, EvalResult, ResultsDocument
+    from pytest_llmeval.judge.grade import Grade
+    from pytest_llmeval.judge.judge import Judge
+    from pytest_llmeval.llm import LLM
+    from pytest_llmeval.models import Completion, ModelSpec, Request, StoredCompletion, Usage
+    from pytest_llmeval.providers.base import Provider, ProviderFactory
 
 # Public name -> module. Resolved on first use (PEP 562): pytest imports this package for
 # every run of a project that installs the plugin, evals or not, so it must cost nothing.
@@ -36,13 +39,23 @@ _EXPORTS = {
     "Completion": "models",
     "ModelSpec": "models",
     "Usage": "models",
+    "Request": "models",
+    "StoredCompletion": "models",
+    "Provider": "providers.base",
+    "ProviderFactory": "providers.base",
+    "LLM": "llm",
+    "EvalResult": "gate.results",
+    "ResultsDocument": "gate.results",
+    "EvalEntry": "gate.results",
+    "CaseEntry": "gate.results",
+    "BaselineSection": "gate.results",
     "LLMEvalError": "errors",
     "ConfigError": "errors",
     "ProviderError": "errors",
     "CacheMissError": "errors",
     "BudgetExceededError": "errors",
     "JudgeError": "errors",
-    "Grade": "judge.judge",
+    "Grade": "judge.grade",
     "Judge": "judge.judge",
 }
 
@@ -74,6 +87,16 @@ __all__ = [
     "Completion",
     "ModelSpec",
     "Usage",
+    "Request",
+    "StoredCompletion",
+    "Provider",
+    "ProviderFactory",
+    "LLM",
+    "EvalResult",
+    "ResultsDocument",
+    "EvalEntry",
+    "CaseEntry",
+    "BaselineSection",
     "LLMEvalError",
     "ConfigError",
     "ProviderError",

@@ -13,7 +13,7 @@ from pytest_llmeval.models import ModelSpec
 from pytest_llmeval.recording import CaseRecord
 
 if TYPE_CHECKING:
-    pass
+    from pytest_llmeval.session import EvalSession  # noqa: F401 - named in SESSION_KEY's type
 
 __all__ = ["CaseInfo", "SESSION_KEY", "CASE_KEY", "MODEL_ARG", "SAMPLE_ARG"]
 

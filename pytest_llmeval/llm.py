@@ -23,9 +23,12 @@ class LLM:
     """A model bound to the running test.
 
     ``llm(prompt, *, system=None, **params) -> str`` and
-    ``llm.chat(messages, **params) -> Completion``. ``params`` are generation parameters
-    (``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed``, ``tools``,
-    ``tool_choice``, ``response_format``, ...); they are part of the cache key.
+    ``llm.chat(messages, **params) -> Completion``; in ``async def`` tests
+    ``await llm.acall(prompt, **params)`` and ``await llm.achat(messages, **params)``.
+    ``params`` are generation parameters (``temperature``, ``max_tokens``, ``top_p``,
+    ``stop``, ``seed``, ``tools``, ``tool_choice``, ``response_format``, ...); they are part
+    of the cache key. ``llm.calls`` lists the completions of this test so far, those of the
+    application's own SDK calls included (``intercept=True``).
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class LLM:
         self.tags = list(tags or ())
         self.role = role
         self._defaults = dict(defaults or {})
+        self._calls: list[Completion] = []  # outside a case record (no test running)
 
     @property
     def model(self) -> str:
@@ -55,15 +59,16 @@ class LLM:
     def __repr__(self) -> str:
         return f"<llm {self.model}>"
 
+    @property
+    def calls(self) -> list[Completion]:
+        """The completions made in this test so far, in order: ``llm(...)`` calls and, with
+        ``intercept=True``, the application's own SDK calls (text, usage, tool calls)."""
+        record = current_record()
+        return list(record.completions) if record is not None else list(self._calls)
+
     def __call__(self, prompt: str, *, system: str | None = None, **params: Any) -> str:
         """Send one user ``prompt`` (after an optional ``system`` prompt); return the text."""
-        if not isinstance(prompt, str):
-            raise TypeError(f"llm(prompt): prompt must be a str, got {type(prompt).__name__}")
-        messages: list[dict[str, Any]] = []
-        if system is not None:
-            messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": prompt})
-        return self.chat(messages, **params).text
+        return self.chat(_prompt_messages(prompt, system), **params).text
 
     def chat(self, messages: Sequence[dict[str, Any]], **params: Any) -> Completion:
         """Send a conversation of ``{"role", "content"}`` messages; return the :class:`Completion`."""
@@ -73,7 +78,27 @@ class LLM:
         if record is not None and self.role == "llm":
             record.output = completion.text
             record.prompt = request.messages
+            record.completions.append(completion)
+        elif self.role == "llm":
+            self._calls.append(completion)
         return completion
+
+    async def acall(self, prompt: str, *, system: str | None = None, **params: Any) -> str:
+        """:meth:`__call__` for ``async def`` tests: awaits made together are in flight together."""
+        return (await self.achat(_prompt_messages(prompt, system), **params)).text
+
+    async def achat(self, messages: Sequence[dict[str, Any]], **params: Any) -> Completion:
+        """:meth:`chat` for ``async def`` tests, with the same cache, call log and limits.
+
+        The call runs in a worker thread (the caller, its store and rate limits are
+        thread-safe), so it works under asyncio and trio alike and never blocks the loop.
+        """
+        import functools
+
+        import anyio.to_thread  # an SDK dependency, and what pytest's async plugins run on
+
+        self.request(messages, **params)  # validated in the test's own task, so a bad call fails there
+        return await anyio.to_thread.run_sync(functools.partial(self.chat, messages, **params))
 
     def request(self, messages: Sequence[dict[str, Any]], **params: Any) -> Request:
         """The :class:`Request` that :meth:`chat` would send (validated, not sent)."""
@@ -93,6 +118,16 @@ class LLM:
             sample=self.sample,
             endpoint=getattr(provider, "endpoint", ""),
         )
+
+
+def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, Any]]:
+    if not isinstance(prompt, str):
+        raise TypeError(f"llm(prompt): prompt must be a str, got {type(prompt).__name__}")
+    messages: list[dict[str, Any]] = []
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    return messages
 
 
 def _check_messages(messages: Sequence[dict[str, Any]], test_id: str | None) -> list[dict[str, Any]]:

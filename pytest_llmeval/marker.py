@@ -13,19 +13,29 @@ from pytest_llmeval.models import ModelSpec
 __all__ = ["EvalMarker", "MARKER_HELP"]
 
 MARKER_HELP = (
-    "llmeval(models=None, min_pass_rate=1.0, repeat=1, judge=None, tags=None): "
-    "group the cases of this test into one LLM eval, gated on its pass rate per model"
+    "llmeval(models=None, min_pass_rate=1.0, repeat=1, judge=None, tags=None, intercept=None, route=None): "
+    "group the cases of this test into one LLM eval, gated on its pass rate per model; "
+    "intercept=True serves the openai/anthropic SDK calls of the code under test"
 )
-_ALLOWED = ("models", "min_pass_rate", "repeat", "judge", "tags")
+_ALLOWED = ("models", "min_pass_rate", "repeat", "judge", "tags", "intercept", "route")
 
 
 @dataclass(frozen=True)
 class EvalMarker:
+    """The validated arguments of ``@pytest.mark.llmeval``.
+
+    ``intercept`` is ``None`` when the marker does not say (the ini option
+    ``llmeval_intercept`` decides); ``route`` names the app's model names that the model
+    under test replaces (empty: all of them).
+    """
+
     models: tuple[ModelSpec, ...] = ()
     min_pass_rate: float = 1.0
     repeat: int = 1
     judge: ModelSpec | None = None
     tags: tuple[str, ...] = ()
+    intercept: bool | None = None
+    route: tuple[str, ...] = ()
 
     @classmethod
     def from_node(cls, node: pytest.Item | Any, where: str) -> EvalMarker | None:
@@ -70,4 +80,14 @@ class EvalMarker:
             tags_arg = (tags_arg,)
         if not isinstance(tags_arg, (list, tuple)) or not all(isinstance(t, str) for t in tags_arg):
             raise bad(f"tags= must be a list of strings, got {tags_arg!r}")
-        return cls(models, float(rate), repeat, judge, tuple(tags_arg))
+        intercept = kw.get("intercept")
+        if intercept is not None and not isinstance(intercept, bool):
+            raise bad(f"intercept= must be True or False, got {intercept!r}")
+        route_arg = kw.get("route") or ()
+        if isinstance(route_arg, str):
+            route_arg = (route_arg,)
+        if not isinstance(route_arg, (list, tuple)) or not all(isinstance(r, str) and r for r in route_arg):
+            raise bad(f"route= must be a model name or a list of model names (e.g. 'gpt-4o'), got {route_arg!r}")
+        if route_arg and intercept is False:
+            raise bad("route= only applies with intercept=True")
+        return cls(models, float(rate), repeat, judge, tuple(tags_arg), intercept, tuple(route_arg))

@@ -39,6 +39,7 @@ class CaseRecord:
     calls: list[CallInfo] = field(default_factory=list)
     output: str | None = None  # last text the model under test returned
     prompt: Any = None  # last request's messages
+    completions: list[Any] = field(default_factory=list)  # Completion objects: what `llm.calls` shows
 
 
 _current: contextvars.ContextVar[CaseRecord | None] = contextvars.ContextVar(

@@ -28,6 +28,7 @@ from pytest_llmeval.recording import CaseRecord, reset_current, set_current
 from pytest_llmeval.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_llmeval.intercept.hooks import InterceptHooks
     from pytest_llmeval.judge import GraderRegistry
     from pytest_llmeval.planning.planner import Planner
 
@@ -66,6 +67,23 @@ class EvalSession:
             from pytest_llmeval.xdist import XdistHooks
 
             config.pluginmanager.register(XdistHooks(self), "llmeval-xdist")
+        self.intercept: InterceptHooks | None = None
+        keyless = not (os.environ.get("OPENAI_API_KEY") and os.environ.get("ANTHROPIC_API_KEY"))
+        if settings.intercept or (settings.cache_mode == "replay" and keyless):
+            # Before collection: an app's module-level SDK client is made when its tests import it.
+            self._start_intercept()
+
+    def _start_intercept(self) -> None:
+        """Serve the SDK calls of intercepting evals (issue 13); only runs that may intercept pay its import."""
+        if self.intercept is not None:
+            return
+        from pytest_llmeval.intercept.hooks import InterceptHooks
+
+        self.intercept = InterceptHooks(self.caller, default=self.settings.intercept)
+        mode = self.settings.cache_mode
+        if mode == "replay" or (mode == "use" and self.settings.intercept):
+            self.intercept.interceptor.supply_placeholder_keys()
+        self.config.pluginmanager.register(self.intercept, "llmeval-intercept")
 
     @property
     def planning(self) -> bool:
@@ -87,6 +105,10 @@ class EvalSession:
         return self._graders
 
     def close(self) -> None:
+        if self.intercept is not None:
+            self.intercept.close()
+            if self.config.pluginmanager.is_registered(self.intercept):
+                self.config.pluginmanager.unregister(self.intercept)
         if self.planner is not None:
             self.planner.close()
         self.caller.close()
@@ -168,6 +190,11 @@ class EvalSession:
         if self.config_errors:
             unique = list(dict.fromkeys(self.config_errors))
             raise pytest.UsageError("pytest-llmeval configuration error(s):\n  " + "\n  ".join(unique))
+        if self.intercept is None and any(
+            info is not None and info.marker is not None and info.marker.intercept
+            for info in (item.stash.get(CASE_KEY, None) for item in items)
+        ):
+            self._start_intercept()
         if self.planner is None and any(CASE_KEY in item.stash for item in items):
             self._start_planner()
 

@@ -162,6 +162,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
+    parser.addini("llmeval_intercept", "Serve the app's own openai/anthropic SDK calls in every eval.",
+                  type="bool", default=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ class Settings:
     prices: dict[str, tuple[float, float, float]]
     allow_self_judge: bool = False
     judge_templates: Path | None = None
+    intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -266,6 +269,7 @@ class Settings:
             prices=_parse_prices(ini("llmeval_prices")),
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
+            intercept=bool(ini("llmeval_intercept")),
         )
 
 

@@ -2,7 +2,9 @@
 
 Tests never mock the SDKs: they point the real ``openai.OpenAI`` / ``anthropic.Anthropic``
 clients (or ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL`` in a pytester subprocess) at this
-server. Answers come from rules (:meth:`FakeAPI.reply`), failures from :meth:`FakeAPI.fault`
+server. Chat completions, the Responses API (``/v1/responses``) and Anthropic messages are
+served, each also streamed (``stream=True``: server-sent events as the real APIs send them).
+Answers come from rules (:meth:`FakeAPI.reply`), failures from :meth:`FakeAPI.fault`
 and :meth:`FakeAPI.fault_rate`; everything received is kept in :attr:`FakeAPI.requests`.
 Standard library only.
 
@@ -28,7 +30,7 @@ from typing import Any
 
 __all__ = ["FakeAPI", "Recorded", "FAULT_KINDS", "HOSTILE_KINDS"]
 
-MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
+MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/v1/responses": "openai"}
 FAULT_KINDS = frozenset({"429", "500", "503", "529", "400", "timeout", "reset", "garbage", "html"})
 OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool")
 # status -> (OpenAI error type, OpenAI code, Anthropic error type, default message)
@@ -80,12 +82,24 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text")
+        )
     return ""
 
 
+def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation of a request: ``messages``, or the Responses API's ``input``."""
+    if "messages" in body:
+        return body["messages"]
+    given = body.get("input")
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    return [m for m in given or () if isinstance(m, dict)]
+
+
 def _last_user_text(body: dict[str, Any]) -> str:
-    users = [m for m in body["messages"] if m.get("role") == "user"]
+    users = [m for m in _input_messages(body) if m.get("role") == "user"]
     return _text_of(users[-1].get("content")) if users else ""
 
 
@@ -477,8 +491,9 @@ class FakeAPI(_HostileServer):
             ok = headers.get("authorization") == f"Bearer {self.require_key}"
             if not ok and not (provider == "anthropic" and headers.get("x-api-key") == self.require_key):
                 return self._error(h, rec, 401, None)
+        validate = {"/v1/responses": self._validate_responses, "/v1/messages": self._validate_anthropic}
         try:
-            (self._validate_openai if provider == "openai" else self._validate_anthropic)(body)
+            validate.get(path, self._validate_openai)(body)
         except _BadRequest as exc:
             return self._error(h, rec, 400, str(exc), exc.param)
         user_text = _last_user_text(body)
@@ -487,9 +502,17 @@ class FakeAPI(_HostileServer):
             return self._fail(h, rec, flt)
         try:
             ans = self._answer(body, provider, user_text)
-            payload = self._openai_response(body, ans) if provider == "openai" else self._anthropic_response(body, ans)
+            if path == "/v1/responses":
+                payload = self._responses_response(body, ans)
+            elif provider == "openai":
+                payload = self._openai_response(body, ans)
+            else:
+                payload = self._anthropic_response(body, ans)
         except Exception as exc:  # a broken rule should fail the test loudly, with its traceback
             return self._error(h, rec, 500, f"FakeAPI rule failed: {exc!r}\n{traceback.format_exc()}")
+        if body.get("stream"):
+            events = {"/v1/responses": _responses_events, "/v1/messages": _anthropic_events}.get(path, _openai_events)
+            return self._send(h, rec, 200, events(body, payload), ctype="text/event-stream; charset=utf-8")
         self._send(h, rec, 200, json.dumps(payload).encode())
 
     def _take_fault(self, provider: str, user_text: str) -> _Fault | None:
@@ -577,8 +600,6 @@ class FakeAPI(_HostileServer):
         msgs = body.get("messages")
         if not isinstance(msgs, list) or not msgs:
             raise _BadRequest("Invalid 'messages': expected a non-empty array.", "messages")
-        if body.get("stream"):
-            raise _BadRequest("FakeAPI does not implement streaming.", "stream")
         n = body.get("n")
         if n is not None and (not isinstance(n, int) or not 1 <= n <= 128):
             raise _BadRequest(f"Invalid 'n': {n!r}.", "n")
@@ -593,6 +614,16 @@ class FakeAPI(_HostileServer):
                 raise _BadRequest(f"Invalid type for 'messages[{i}].content'.", f"messages[{i}].content")
 
     @staticmethod
+    def _validate_responses(body: Any) -> None:
+        if not isinstance(body, dict):
+            raise _BadRequest("We could not parse the JSON body of your request.")
+        if not isinstance(body.get("model"), str):
+            raise _BadRequest("you must provide a model parameter", "model")
+        given = body.get("input")
+        if not (isinstance(given, str) and given) and not (isinstance(given, list) and given):
+            raise _BadRequest("Invalid 'input': expected a string or a non-empty array.", "input")
+
+    @staticmethod
     def _validate_anthropic(body: Any) -> None:
         if not isinstance(body, dict):
             raise _BadRequest("There was an issue with your request body: expected a JSON object.")
@@ -604,8 +635,6 @@ class FakeAPI(_HostileServer):
             raise _BadRequest("model: Input should be a valid string")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise _BadRequest("max_tokens: Input should be a valid integer greater than or equal to 1")
-        if body.get("stream"):
-            raise _BadRequest("stream: FakeAPI does not implement streaming.")
         system = body.get("system")
         if system is not None and not (
             isinstance(system, str) or (_is_content(system) and all(b["type"] == "text" for b in system))
@@ -643,7 +672,10 @@ class FakeAPI(_HostileServer):
     @staticmethod
     def _usage(body: dict[str, Any], ans: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, int]:
         """Word counts by default (prompt = system + all messages), overridden by the rule's usage."""
-        prompt = " ".join([_text_of(body.get("system"))] + [_text_of(m.get("content")) for m in body["messages"]])
+        prompt = " ".join(
+            [_text_of(body.get("system") or body.get("instructions"))]
+            + [_text_of(m.get("content")) for m in _input_messages(body)]
+        )
         output = " ".join([ans.get("text") or ans.get("refusal") or ""] + [json.dumps(t.get("input")) for t in tools])
         usage = {"input_tokens": len(prompt.split()), "output_tokens": len(output.split()), "cached_input_tokens": 0}
         return {**usage, **(ans.get("usage") or {})}
@@ -713,3 +745,142 @@ class FakeAPI(_HostileServer):
                 "cache_creation_input_tokens": u.get("cache_creation_input_tokens", 0),
             },
         }
+
+    def _responses_response(self, body: dict[str, Any], ans: dict[str, Any]) -> dict[str, Any]:
+        tools = ([ans["tool"]] if ans.get("tool") else []) + list(ans.get("tools") or [])
+        output: list[dict[str, Any]] = []
+        if "text" in ans or "refusal" in ans or not tools:
+            part = (
+                {"type": "refusal", "refusal": ans["refusal"]}
+                if "refusal" in ans and "text" not in ans
+                else {"type": "output_text", "text": ans.get("text", ""), "annotations": []}
+            )
+            output.append(
+                {"type": "message", "id": "msg_" + uuid.uuid4().hex[:24], "status": "completed",
+                 "role": "assistant", "content": [part]}
+            )  # fmt: skip
+        output += [
+            {"type": "function_call", "id": "fc_" + uuid.uuid4().hex[:24], "call_id": "call_" + uuid.uuid4().hex[:24],
+             "name": t["name"], "arguments": json.dumps(t.get("input", {})), "status": "completed"}
+            for t in tools
+        ]  # fmt: skip
+        u = self._usage(body, ans, tools)
+        return {
+            "id": "resp_" + uuid.uuid4().hex,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "model": body["model"],
+            "output": output,
+            "parallel_tool_calls": True,
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "usage": {
+                "input_tokens": u["input_tokens"],
+                "input_tokens_details": {"cached_tokens": u["cached_input_tokens"]},
+                "output_tokens": u["output_tokens"],
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": u["input_tokens"] + u["output_tokens"],
+            },
+        }
+
+
+# ----- streams (server-sent events, as the real APIs send them) --------------------------------
+def _pieces(text: str) -> list[str]:
+    """A text cut into word-sized deltas, as models stream it ("Hello", " world", "!")."""
+    out: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        out.append(word if i == 0 else " " + word)
+    return [p for p in out if p] or ([text] if text else [])
+
+
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n").encode()
+
+
+def _openai_events(body: dict[str, Any], payload: dict[str, Any]) -> bytes:
+    choice = payload["choices"][0]
+    message = choice["message"]
+    base = {"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"],
+            "model": payload["model"], "system_fingerprint": payload["system_fingerprint"]}  # fmt: skip
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        return _sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                     **extra})  # fmt: skip
+
+    out = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    for piece in _pieces(message["content"] or ""):
+        out.append(chunk({"content": piece}))
+    for i, call in enumerate(message["tool_calls"] or ()):
+        out.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                          "function": {"name": call["function"]["name"], "arguments": ""}}]}))  # fmt: skip
+        out.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]}))
+    out.append(chunk({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        out.append(_sse({**base, "choices": [], "usage": payload["usage"]}))
+    out.append(_sse("[DONE]"))
+    return b"".join(out)
+
+
+def _anthropic_events(body: dict[str, Any], payload: dict[str, Any]) -> bytes:
+    usage = payload["usage"]
+    start = {**payload, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    out = [_sse({"type": "message_start", "message": start}, "message_start")]
+    for i, block in enumerate(payload["content"]):
+        if block["type"] == "text":
+            out.append(_sse({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}},
+                            "content_block_start"))  # fmt: skip
+            for piece in _pieces(block["text"]):
+                out.append(_sse({"type": "content_block_delta", "index": i,
+                                 "delta": {"type": "text_delta", "text": piece}}, "content_block_delta"))  # fmt: skip
+        else:
+            out.append(_sse({"type": "content_block_start", "index": i,
+                             "content_block": {**block, "input": {}}}, "content_block_start"))  # fmt: skip
+            out.append(_sse({"type": "content_block_delta", "index": i,
+                             "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
+                            "content_block_delta"))  # fmt: skip
+        out.append(_sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
+    out.append(_sse({"type": "message_delta", "delta": {"stop_reason": payload["stop_reason"], "stop_sequence": None},
+                     "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta"))  # fmt: skip
+    out.append(_sse({"type": "message_stop"}, "message_stop"))
+    return b"".join(out)
+
+
+def _responses_events(body: dict[str, Any], payload: dict[str, Any]) -> bytes:
+    seq = iter(range(1_000_000))
+
+    def event(kind: str, **data: Any) -> bytes:
+        return _sse({"type": kind, "sequence_number": next(seq), **data}, kind)
+
+    pending = {**payload, "status": "in_progress", "output": [], "usage": None}
+    out = [event("response.created", response=pending), event("response.in_progress", response=pending)]
+    for i, item in enumerate(payload["output"]):
+        if item["type"] == "message":
+            out.append(event("response.output_item.added", output_index=i,
+                             item={**item, "status": "in_progress", "content": []}))  # fmt: skip
+            for j, part in enumerate(item["content"]):
+                if part["type"] != "output_text":
+                    continue
+                out.append(event("response.content_part.added", item_id=item["id"], output_index=i, content_index=j,
+                                 part={**part, "text": ""}))  # fmt: skip
+                for piece in _pieces(part["text"]):
+                    out.append(event("response.output_text.delta", item_id=item["id"], output_index=i,
+                                     content_index=j, delta=piece, logprobs=[]))  # fmt: skip
+                out.append(event("response.output_text.done", item_id=item["id"], output_index=i, content_index=j,
+                                 text=part["text"], logprobs=[]))  # fmt: skip
+                out.append(event("response.content_part.done", item_id=item["id"], output_index=i, content_index=j,
+                                 part=part))  # fmt: skip
+        else:
+            out.append(event("response.output_item.added", output_index=i,
+                             item={**item, "arguments": "", "status": "in_progress"}))  # fmt: skip
+            out.append(event("response.function_call_arguments.delta", item_id=item["id"], output_index=i,
+                             delta=item["arguments"]))  # fmt: skip
+            out.append(event("response.function_call_arguments.done", item_id=item["id"], output_index=i,
+                             arguments=item["arguments"]))  # fmt: skip
+        out.append(event("response.output_item.done", output_index=i, item=item))
+    out.append(event("response.completed", response=payload))
+    return b"".join(out)

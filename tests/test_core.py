@@ -320,3 +320,17 @@ def test_reply_parsing_keeps_text_parts_tools_usage_and_refusals() -> None:
     assert ant["text"] == "no" and ant["model"] == "m" and ant["refusal"] == "refused by the model"
     assert ant["tool_calls"] == [{"name": "t", "arguments": {"y": 2}, "raw_arguments": ""}]
     assert ant["usage"] == {"input_tokens": 13, "output_tokens": 2, "cached_input_tokens": 7}
+
+
+def test_every_public_name_resolves_and_the_contract_types_are_exported() -> None:
+    code = (
+        "import sys, pytest_llmeval as p\n"
+        "assert 'openai' not in sys.modules and 'anthropic' not in sys.modules\n"
+        "missing = [n for n in p.__all__ if getattr(p, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert {'Provider', 'StoredCompletion', 'Request', 'LLM', 'EvalResult'} <= set(p.__all__)\n"
+        "assert 'openai' not in sys.modules and 'anthropic' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "ok", proc.stderr

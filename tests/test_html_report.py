@@ -11,15 +11,20 @@ import importlib.util
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakeapi import FakeAPI
 
-from pytest_llmeval.reports.html.render import case_label, render_html, write_html
+from pytest_llmeval.gate.gate import compare_baseline, decide
+from pytest_llmeval.gate.results import aggregate, build_results
+from pytest_llmeval.reports.html.render import case_label, page_template, render_html, write_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_BLOCK = re.compile(r'<script type="application/json" id="llmeval-data">(.*?)</script>', re.S)
@@ -33,15 +38,15 @@ HOSTILE = [
 ]
 
 
-def _screenshot_module() -> Any:
-    spec = importlib.util.spec_from_file_location("make_screenshot", ROOT / "docs" / "make_screenshot.py")
+def _docs_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-SHOT = _screenshot_module()
+SHOT = _docs_module("make_screenshot")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -96,6 +101,23 @@ def make_case(
     }
 
 
+def document(cases: list[dict[str, Any]], *, old: Any = None, **meta: Any) -> Any:
+    """The results document of ``cases`` as the end of a run makes it: the one aggregator,
+    and against ``old`` (a results document) the baseline comparison."""
+    evals = aggregate(cases)
+    section = compare_baseline(evals, cases, old, alpha=0.05, path="old.json") if old is not None else None
+    passed, reasons = decide(evals)
+    fields: dict[str, Any] = {
+        "passed": passed,
+        "reasons": reasons,
+        "run_id": "r1",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "pytest_args": [],
+    }
+    fields.update(meta)
+    return build_results(cases=cases, evals=evals, baseline=section, **fields)
+
+
 def extract_data(html: str) -> dict[str, Any]:
     match = DATA_BLOCK.search(html)
     assert match, "the report has no data block"
@@ -135,10 +157,28 @@ def test_rows_are_cases_and_cells_are_models() -> None:
     assert data["models"] == [m1, m2]
     assert [strings[i] for i in data["rows"]["label"]] == ["one", "two", "three"]
     assert len(data["cells"]["row"]) == 6
-    # Computed when the results carry no evals: pass rate, Wilson interval, verdict.
-    stats = data["evals"][0]["stats"]
+    # From the document's evals (the one aggregator's): pass rate, Wilson interval, verdict.
+    data = extract_data(render_html(document(cases)))
+    by_model = dict(zip(data["models"], data["evals"][0]["stats"], strict=True))
+    stats = [by_model[m1], by_model[m2]]
     assert stats[0]["rate"] == 1.0 and stats[0]["verdict"] == "pass"
     assert stats[1]["rate"] == pytest.approx(2 / 3) and 0.2 < stats[1]["lo"] < 2 / 3 < stats[1]["hi"] < 1
+
+
+def test_the_figures_are_the_documents_own() -> None:
+    cases = [make_case("t.py::test_a", c, "openai:m", "passed" if c != "c" else "failed") for c in "abc"]
+    results = document(cases)
+    (entry,) = results["evals"]
+    # Figures no computation from these cases would give: the report must show them as they are.
+    entry.update(pass_rate=0.4242, ci_low=0.1111, ci_high=0.9999, verdict="error", cost_usd=12.5, latency_p95_s=7.0)
+    entry.update(verdict_reason="the gate's own words", cases=99, passed=42)
+    (stats,) = extract_data(render_html(results))["evals"][0]["stats"]
+    assert (stats["rate"], stats["lo"], stats["hi"], stats["verdict"]) == (0.4242, 0.1111, 0.9999, "error")
+    assert (stats["cost_usd"], stats["latency_p95_s"], stats["cases"], stats["passed"]) == (12.5, 7.0, 99, 42)
+    assert stats["reason"] == "the gate's own words"
+    # No entry, no figures: the cases are drawn, no pass rate or verdict is made up for them.
+    data = extract_data(render_html({**results, "evals": []}))
+    assert data["evals"][0]["stats"] == [None] and len(data["cells"]["row"]) == 3
 
 
 def test_samples_of_a_case_share_a_row_and_judge_only_tests_get_a_column() -> None:
@@ -160,7 +200,7 @@ def test_samples_of_a_case_share_a_row_and_judge_only_tests_get_a_column() -> No
 def test_data_block_is_inert_and_round_trips() -> None:
     cases = [make_case("t.py::test_a", f"c{i}", "openai:m", "failed", output=text) for i, text in enumerate(HOSTILE)]
     cases[0]["results"][0]["reasoning"] = "</SCRIPT ><script>alert(6)</script>"
-    html = render_html({"cases": cases, "reasons": ["</script><script>alert(7)</script>"]})
+    html = render_html(document(cases, reasons=["</script><script>alert(7)</script>"]))
     block = DATA_BLOCK.search(html)
     assert block is not None
     body = block.group(1)
@@ -180,28 +220,35 @@ def test_strings_are_stored_once() -> None:
     explanation = "normalised case, whitespace and trailing punctuation before comparing"
     models = ["openai:a", "openai:b", "anthropic:c"]
     cases = [make_case("t.py::test_a", "c1", m, "passed", prompt=prompt, explanation=explanation) for m in models]
-    html = render_html({"cases": cases})
+    html = render_html(document(cases))
     assert html.count(prompt) == 1  # the prompt of three models, stored once
     assert html.count(explanation) == 1
 
 
 def test_write_html_creates_the_directory_and_replaces_atomically(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "dir" / "report.html"
-    write_html({"cases": [make_case("t.py::test_a", "c", "openai:m", "passed")]}, target)
+    write_html(document([make_case("t.py::test_a", "c", "openai:m", "passed")]), target)
     first = target.read_text(encoding="utf-8")
-    write_html({"cases": [make_case("t.py::test_a", "d", "openai:m", "failed")]}, target)
+    write_html(document([make_case("t.py::test_a", "d", "openai:m", "failed")]), target)
     assert target.read_text(encoding="utf-8") != first
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temporary file left
 
 
 def test_baseline_flips_are_sorted_first() -> None:
     m = "openai:m"
-    old = {"cases": [make_case("t.py::test_a", c, m, "passed") for c in ("a", "b", "c")]}
-    new = {"cases": [make_case("t.py::test_a", c, m, "failed" if c == "c" else "passed") for c in ("a", "b", "c")]}
+    old = document([make_case("t.py::test_a", c, m, "passed") for c in ("a", "b", "c")])
+    new_cases = [make_case("t.py::test_a", c, m, "failed" if c == "c" else "passed") for c in ("a", "b", "c")]
+    new = document(new_cases)
     data = extract_data(render_html(new, old))
     labels = [data["strings"][i] for i in data["rows"]["label"]]
     assert labels[0] == "c"
     assert data["evals"][0]["stats"][0]["base_rate"] == 1.0
+    # The run's own comparison (as the gate makes it) gives the rate, the p-value and the flips.
+    compared = document(new_cases, old=old)
+    data = extract_data(render_html(compared))
+    assert [data["strings"][i] for i in data["rows"]["label"]][0] == "c"
+    stats = data["evals"][0]["stats"][0]
+    assert stats["base_rate"] == 1.0 and stats["p_value"] == compared["baseline"]["evals"][0]["p_value"]
     # The same from a comparison section alone (no old results at hand).
     section = {"path": "old.json", "alpha": 0.05, "evals": [{"eval": "t.py::test_a", "model": m, "base_rate": 1.0,
                "rate": 2 / 3, "n_pairs": 3, "flipped_to_fail": [new["cases"][2]["nodeid"]], "flipped_to_pass": [],
@@ -210,6 +257,54 @@ def test_baseline_flips_are_sorted_first() -> None:
     assert [data["strings"][i] for i in data["rows"]["label"]][0] == "c"
     assert data["cells"]["base"][data["cells"]["row"].index(0)] == 0
     assert data["evals"][0]["stats"][0]["p_value"] == 0.5
+
+
+ASSETS = ("report.html", "report.css", "report.js")
+
+
+def test_the_page_is_its_package_files_with_the_data_inlined() -> None:
+    here = files("pytest_llmeval.reports.html")
+    page, style, script = (here.joinpath(name).read_text(encoding="utf-8") for name in ASSETS)
+    before, after = page_template()
+    assert style in before and script in after and "@@" not in before + after
+    html = render_html(document([make_case("t.py::test_a", "c", "openai:m", "passed")]))
+    assert html.startswith(page[: page.index("@@STYLE@@")])
+    assert html.count("<style>") == 1 and html.count("<script") == 2
+    # Shipped: every file of the page matches a package-data pattern of pyproject.toml.
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for name in ASSETS:
+        # A pattern of a package holding the file, relative to that package's directory.
+        path = Path("pytest_llmeval/reports/html", name)
+        assert any(
+            path.is_relative_to(package.replace(".", "/"))
+            and path.relative_to(package.replace(".", "/")).match(pattern)
+            for package, patterns in package_data.items()
+            for pattern in patterns
+        ), (name, package_data)
+
+
+def test_the_page_script_passes_node_check(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not on PATH: the page script is checked where it is")
+    with as_file(files("pytest_llmeval.reports.html").joinpath("report.js")) as path:
+        proc = subprocess.run([node, "--check", str(path)], capture_output=True, text=True)
+        script = path.read_text(encoding="utf-8")
+    assert proc.returncode == 0, proc.stderr
+    # The check can fail: the same script with its last bracket missing does not pass it.
+    broken = tmp_path / "broken.js"
+    broken.write_text(script.rstrip().removesuffix(";").removesuffix(")"), encoding="utf-8")
+    assert subprocess.run([node, "--check", str(broken)], capture_output=True).returncode != 0
+
+
+def test_docs_report_is_what_the_script_makes() -> None:
+    made = _docs_module("make_report").render_report()
+    assert (ROOT / "docs" / "report.html").read_bytes() == made, (
+        "docs/report.html is stale: run python docs/make_report.py"
+    )
+    # The script is deterministic: the same bytes every time, so the comparison means something.
+    assert _docs_module("make_report").render_report() == made
 
 
 # -- the browser ---------------------------------------------------------------------------
@@ -359,7 +454,7 @@ def test_hostile_outputs_show_as_text_and_run_nothing(page: Page, tmp_path: Path
     cases.append(make_case("t.py::test_evil", "<img src=x onerror=alert(8)>", evil, "error", output=evil))
     cases[0]["results"][0].update(reasoning=HOSTILE[1], raw=HOSTILE[2], judge_model=HOSTILE[3], label=HOSTILE[0])
     cases[1]["error"] = HOSTILE[1]
-    results = {"cases": cases, "reasons": HOSTILE, "pytest_args": HOSTILE, "run_id": HOSTILE[1]}
+    results = document(cases, reasons=HOSTILE, pytest_args=HOSTILE, run_id=HOSTILE[1])
     path = tmp_path / "evil.html"
     write_html(results, path)
     p = page.page
@@ -380,7 +475,9 @@ def test_hostile_outputs_show_as_text_and_run_nothing(page: Page, tmp_path: Path
     assert p.evaluate("() => window.__pwned") is None
     assert p.evaluate("() => document.querySelectorAll('img, iframe, [onerror], [onload]').length") == 0
     assert p.evaluate("() => document.scripts.length") == 2
-    cells.nth(0).click()
+    # The document sorts its cases: find the cell of the first one made above.
+    first = [c["nodeid"] for c in results["cases"]].index(cases[0]["nodeid"])
+    p.click(f"button.cell[data-cell='{first}']")
     assert evil in p.inner_text("#detail pre")  # shown as the text it is
 
 
@@ -404,12 +501,13 @@ def test_ten_thousand_cases_by_three_models_load_and_filter(page: Page, tmp_path
                     else "equal after normalising case, whitespace and trailing punctuation",
                 )
             )
-    old = {"cases": copy.deepcopy(cases[: len(cases) // 2])}
-    for case in old["cases"][::97]:
+    old_cases = copy.deepcopy(cases[: len(cases) // 2])
+    for case in old_cases[::97]:
         case["outcome"] = "failed" if case["outcome"] == "passed" else "passed"
+    old, results = document(old_cases), document(cases)
     path = tmp_path / "big.html"
     start = time.perf_counter()
-    write_html({"cases": cases}, path, old)
+    write_html(results, path, old)
     write_ms = (time.perf_counter() - start) * 1000
     size = path.stat().st_size
     distinct_text = {
@@ -441,8 +539,7 @@ def test_ten_thousand_cases_by_three_models_load_and_filter(page: Page, tmp_path
         f"{text_bytes / 1e6:.1f} MB), load+render {load_ms:.0f} ms, failures filter {filter_ms:.0f} ms, "
         f"search (incl. 120 ms debounce) {search_ms:.0f} ms"
     )
-    # Generous bounds on a shared 2-core machine; the printed figures are the measurement.
-    assert load_ms < 60_000 and filter_ms < 10_000 and search_ms < 10_000
+    # The figures are printed, not asserted: speed is measured by benchmarks/, not by a test.
     # Proportionate: the distinct text once, plus a small fixed structure per cell.
     assert size < text_bytes + 250 * len(cases), (size, text_bytes)
 

@@ -4,6 +4,7 @@ command, and identical results with and without pytest-xdist."""
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import json
 import re
@@ -20,8 +21,12 @@ from test_gate import OPENAI, TWO_MODELS, case_number, read_json, script, write_
 
 from pytest_llmeval.cli.report import add_report_parser, run_report
 from pytest_llmeval.gate.results import ResultsFileError, aggregate, build_results, load_results
+from pytest_llmeval.reports.html.render import render_html
+from pytest_llmeval.reports.json import write_json
 from pytest_llmeval.reports.junit import render_junit, xml_safe
 from pytest_llmeval.reports.markdown import md_cell, render_markdown
+from pytest_llmeval.reports.terminal import StreamWriter, summary_lines, write_summary
+from pytest_llmeval.reports.writer import ReportTarget, write_reports
 
 DATA = Path(__file__).parent / "data"
 
@@ -222,8 +227,6 @@ def test_junit_grade_properties_are_shortened_and_safe(junit_properties_schema: 
 
 
 def test_json_keeps_lone_surrogates_and_reads_back(tmp_path: Path) -> None:
-    from pytest_llmeval.gate.results import write_json
-
     write_json(synthetic_results(), tmp_path / "r.json")
     assert load_results(tmp_path / "r.json")["cases"][0]["output"] == "out \ud800 \x00 ]]>"
 
@@ -338,6 +341,115 @@ def test_markdown_escapes_table_cells() -> None:
     assert "openai:&lt;m&gt;" in row and "75.0% (30.1%–95.4%)" in row
 
 
+# -- one document, one writer --------------------------------------------------------------------
+REPORTS = Path(__file__).resolve().parent.parent / "pytest_llmeval" / "reports"
+# What a report may not import: it renders the results document and nothing else.
+FORBIDDEN = ("pytest", "_pytest", "pytest_llmeval.gate", "pytest_llmeval.calls", "pytest_llmeval.store",
+             "pytest_llmeval.session", "pytest_llmeval.plugin", "pytest_llmeval.planning")  # fmt: skip
+
+
+def _runtime_imports(tree: ast.Module) -> list[str]:
+    """Modules imported by ``tree``, leaving out ``if TYPE_CHECKING:`` blocks (types only)."""
+    names: list[str] = []
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.Import):
+                names.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                visit([n for n in getattr(node, field, []) if isinstance(n, ast.stmt | ast.ExceptHandler)])  # type: ignore[misc]
+
+    visit(tree.body)
+    return names
+
+
+def test_reports_import_neither_the_gate_nor_pytest() -> None:
+    modules = sorted(REPORTS.rglob("*.py"))
+    assert len(modules) >= 8  # terminal, junit, markdown, json, writer, html/render, ...
+    offenders = {
+        str(path.relative_to(REPORTS)): bad
+        for path in modules
+        if (bad := [m for m in _runtime_imports(ast.parse(path.read_text())) if m.split(".")[0] in ("pytest", "_pytest")
+                    or any(m == f or m.startswith(f + ".") for f in FORBIDDEN)])
+    }  # fmt: skip
+    assert offenders == {}
+    # The scan sees what it is meant to: an import in a function body counts.
+    assert _runtime_imports(ast.parse("def f():\n    import pytest\n")) == ["pytest"]
+
+
+def test_every_report_shows_the_documents_figures() -> None:
+    results = synthetic_results()
+    (ev,) = results["evals"]
+    # Figures no report could compute from the cases (3 of 4 passed): each must show these.
+    ev.update(pass_rate=0.4242, ci_low=0.1234, ci_high=0.8771, verdict="fail", cost_usd=9.8765)
+    terminal = "\n".join(text for text, _ in summary_lines(results))
+    assert "42.4%" in terminal and "12.3-87.7" in terminal and "FAIL" in terminal and "$9.8765" in terminal
+    markdown = render_markdown(results)
+    assert "42.4% (12.3%–87.7%)" in markdown and "❌ fail" in markdown and "$9.8765" in markdown
+    suite = props(ET.fromstring(render_junit(results, hostname="h")).find("testsuite"))  # type: ignore[arg-type]
+    assert suite["llmeval.eval.t.py::test_a|b.pass_rate"] == "0.4242"
+    assert suite["llmeval.eval.t.py::test_a|b.verdict"] == "fail"
+    html = render_html(results)
+    data = json.loads(html.split('id="llmeval-data">', 1)[1].split("</script>", 1)[0])
+    (stats,) = data["evals"][0]["stats"]
+    assert (stats["rate"], stats["lo"], stats["hi"], stats["verdict"]) == (0.4242, 0.1234, 0.8771, "fail")
+
+
+def test_write_reports_writes_each_report_and_names_the_ones_it_could_not(tmp_path: Path) -> None:
+    results = synthetic_results()
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    targets = [
+        ReportTarget("json", tmp_path / "out" / "r.json", "--llmeval-json"),
+        ReportTarget("junit", tmp_path / "blocker" / "r.xml", "--llmeval-report"),
+        ReportTarget("markdown", tmp_path / "out" / "r.md", "--llmeval-markdown"),
+        ReportTarget("html", None, "--llmeval-html"),  # not asked for
+        ReportTarget("html", tmp_path / "blocker" / "r.html", "--html"),
+    ]
+    errors = write_reports(results, targets)
+    assert len(errors) == 2
+    assert errors[0].startswith(f"--llmeval-report {tmp_path / 'blocker' / 'r.xml'}: could not write the report: ")
+    assert errors[1].startswith(f"--html {tmp_path / 'blocker' / 'r.html'}: could not write the report: ")
+    assert all("Error" in e for e in errors)  # the cause, by name
+    # The others are written, each from the same document.
+    assert load_results(tmp_path / "out" / "r.json") == json.loads(json.dumps(results))
+    assert (tmp_path / "out" / "r.md").read_text(encoding="utf-8") == render_markdown(results)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["r.json", "r.md"]
+    # A value JSON cannot hold is an error line too, never an exception.
+    bad = synthetic_results()
+    bad["evals"][0]["cost_usd"] = float("nan")
+    (line,) = write_reports(bad, [ReportTarget("json", tmp_path / "nan.json", "--json")])
+    assert "ValueError" in line and not (tmp_path / "nan.json").exists()
+
+
+def test_a_report_that_cannot_be_written_fails_the_run(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    write_eval(pytester, n=2, marker="min_pass_rate=0.5")
+    script(fake_api, [0, 1])
+    (pytester.path / "blocker").write_text("not a directory")
+    result = pytester.runpytest(*OPENAI, "--llmeval-markdown", "blocker/r.md", "--llmeval-report", "r.xml")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["llmeval: FAILED because:", "*--llmeval-markdown *blocker?r.md: could not write the report: *"]
+    )
+    ET.parse(pytester.path / "r.xml")  # the other report is written
+
+
+def test_terminal_summary_goes_to_the_writer_it_is_given() -> None:
+    results = synthetic_results()
+    out = io.StringIO()
+    write_summary(StreamWriter(out, width=40), results, verbosity=0)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == " llmeval summary ".center(40, "=")
+    assert lines[1:] == [text for text, _ in summary_lines(results, 0)]
+    out = io.StringIO()
+    write_summary(StreamWriter(out), results, verbosity=-2)  # -qq: the verdict only, no header
+    assert out.getvalue().splitlines() == ["llmeval: PASSED because:", "  ok"]
+
+
 # -- the report command --------------------------------------------------------------------------
 def report_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
@@ -373,6 +485,14 @@ def test_report_command_prints_and_regates_against_a_baseline(pytester: pytest.P
     html = pytester.path / "r.html"
     assert run_report(report_args(new, "--html", str(html)), stdout=io.StringIO()) == 0
     assert html.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+    # A report that cannot be written: exit status 2 and the reason; the others are written.
+    (pytester.path / "blocker").write_text("not a directory")
+    err = io.StringIO()
+    argv = (new, "--html", str(pytester.path / "blocker" / "r.html"), "--markdown", str(pytester.path / "ok.md"))
+    assert run_report(report_args(*argv), stdout=io.StringIO(), stderr=err) == 2
+    assert f"report: --html {pytester.path / 'blocker' / 'r.html'}: could not write the report:" in err.getvalue()
+    assert "| `test_ev.py::test_answer` |" in (pytester.path / "ok.md").read_text()
 
     # Through the package's command line.
     proc = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from pytest_llmeval.store.db import Store
 
 __all__ = ["Caller"]
+
+#: True while this thread (or task) runs a provider call of the plugin itself: SDK traffic
+#: interception (pytest_llmeval.intercept) lets such requests through, so that ``llm(...)``,
+#: the judge and prefetches in an ``intercept=True`` test are not served twice.
+PLUGIN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("pytest_llmeval_plugin_call", default=False)
 
 
 @dataclass
@@ -289,7 +295,8 @@ class Caller:
         self._inflight.pop(key, None)
 
     def _provider(self, request: Request) -> Any:
-        return self.registry.get(request.model)
+        # An intercepted SDK request carries its own provider (the HTTP exchange it forwards).
+        return getattr(request, "provider", None) or self.registry.get(request.model)
 
     def answerable(self, request: Request) -> bool:
         """Whether a :meth:`call` of ``request`` now ends without calling a model."""
@@ -324,7 +331,13 @@ class Caller:
                 raise ProviderError(f"{request.model}: the run ended before this call was made")
             remaining = deadline.remaining()
             started = time.perf_counter()
-            result = provider.complete(request, timeout=self.timeout_s if remaining is None else remaining)
+            own = PLUGIN_CALL.set(True)
+            try:
+                # The provider runs the request in its own thread (providers/_common.within):
+                # context variables such as PLUGIN_CALL go with it.
+                result = provider.complete(request, timeout=self.timeout_s if remaining is None else remaining)
+            finally:
+                PLUGIN_CALL.reset(own)
             result = dict(result)
             # The model's own latency is kept with the answer, so a replay can report it.
             result["latency_s"] = round(time.perf_counter() - started, 6)

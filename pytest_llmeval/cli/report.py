@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shutil
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
-from pytest_llmeval.gate.results import ResultsFileError, aggregate, load_results
+from pytest_llmeval.gate.results import ResultsDocument, ResultsFileError, aggregate, load_results
 
 __all__ = ["add_report_parser", "run_report", "rebaseline"]
 
@@ -45,7 +43,9 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def rebaseline(results: dict[str, Any], baseline: dict[str, Any], *, alpha: float, path: str) -> dict[str, Any]:
+def rebaseline(
+    results: ResultsDocument | dict[str, Any], baseline: ResultsDocument | dict[str, Any], *, alpha: float, path: str
+) -> ResultsDocument:
     """A copy of ``results`` with evals, baseline section and verdict recomputed against ``baseline``.
 
     Problems of the original run that are not about evals (non-eval failures, an
@@ -53,7 +53,7 @@ def rebaseline(results: dict[str, Any], baseline: dict[str, Any], *, alpha: floa
     """
     from pytest_llmeval.gate.gate import compare_baseline, decide
 
-    out = copy.deepcopy(results)
+    out: ResultsDocument = copy.deepcopy(results)  # type: ignore[assignment]
     evals = aggregate(out["cases"])
     out["baseline"] = compare_baseline(evals, out["cases"], baseline, alpha=alpha, path=path)
     passed, reasons = decide(evals, out.get("run_problems") or [])
@@ -64,7 +64,8 @@ def rebaseline(results: dict[str, Any], baseline: dict[str, Any], *, alpha: floa
 
 def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run the ``report`` command with parsed ``args``; returns the exit status."""
-    from pytest_llmeval.reports.terminal import summary_lines
+    from pytest_llmeval.reports.terminal import StreamWriter, write_summary
+    from pytest_llmeval.reports.writer import ReportTarget, write_reports
 
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -75,7 +76,8 @@ def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr
             baseline = load_results(args.baseline)
             alpha = args.alpha
             if alpha is None:
-                alpha = float(((results.get("baseline") or {}).get("alpha")) or 0.05)
+                section = results.get("baseline")  # the run's own level, else the default
+                alpha = float(section["alpha"]) if section and section.get("alpha") else 0.05
             if not 0.0 < alpha < 1.0:
                 print(f"report: --alpha must be between 0 and 1, got {alpha}", file=err)
                 return 2
@@ -85,33 +87,20 @@ def run_report(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr
         return 2
 
     verbosity = int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
-    width = min(shutil.get_terminal_size((120, 24)).columns, 120)
-    if verbosity >= -1:
-        print(" llmeval summary ".center(width, "="), file=out)
-    for text, _markup in summary_lines(results, verbosity):
-        print(text, file=out)
-
-    try:
-        if getattr(args, "markdown", None):
-            from pytest_llmeval.reports.markdown import render_markdown
-
-            path = Path(args.markdown)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render_markdown(results), encoding="utf-8")
-        if getattr(args, "json", None):
-            from pytest_llmeval.gate.results import write_json
-
-            write_json(results, Path(args.json))
-        if getattr(args, "html", None):
-            from pytest_llmeval.reports.html.render import (
-                write_html,  # the HTML report module, imported only when asked
-            )
-
-            path = Path(args.html)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_html(results, path, baseline)
-    except (OSError, ImportError) as exc:
-        print(f"report: cannot write a report: {type(exc).__name__}: {exc}", file=err)
+    write_summary(StreamWriter(out), results, verbosity)
+    # The same writer as the end of a pytest run, so both write the same files.
+    errors = write_reports(
+        results,
+        [
+            ReportTarget("markdown", getattr(args, "markdown", None), "--markdown"),
+            ReportTarget("json", getattr(args, "json", None), "--json"),
+            ReportTarget("html", getattr(args, "html", None), "--html"),
+        ],
+        baseline,
+    )
+    for line in errors:
+        print(f"report: {line}", file=err)
+    if errors:
         return 2
     return 0 if results.get("passed") else 1
 

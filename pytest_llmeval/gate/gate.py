@@ -12,19 +12,22 @@ nothing collected) is left alone.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llmeval.gate.results import (
+    BaselineEntry,
+    BaselineSection,
     EvalResult,
+    ResultsDocument,
     ResultsFileError,
     aggregate,
     build_results,
     load_results,
+    regression_line,
     set_verdict,
     sort_cases,
 )
@@ -39,18 +42,18 @@ _TALLY_NAMES = ("calls", "hits", "retries", "errors")
 
 
 # -- the baseline comparison ---------------------------------------------------------------
-def _case_key(case: dict[str, Any]) -> tuple[str, str | None, int]:
+def _case_key(case: Mapping[str, Any]) -> tuple[str, str | None, int]:
     return (case["nodeid"], case.get("model"), int(case.get("sample") or 0))
 
 
 def compare_baseline(
     evals: list[EvalResult],
-    cases: Iterable[dict[str, Any]],
-    baseline: dict[str, Any],
+    cases: Iterable[Mapping[str, Any]],
+    baseline: ResultsDocument | Mapping[str, Any],
     *,
     alpha: float,
     path: str,
-) -> dict[str, Any]:
+) -> BaselineSection:
     """Compare this run's cases with a baseline results file, per eval and model.
 
     Cases are matched by (node id, model, sample). A regression is a one-sided exact
@@ -64,11 +67,11 @@ def compare_baseline(
         key = _case_key(case)
         base_outcome[key] = case.get("outcome") == "passed"
         base_by_eval[(case["eval"], case.get("model"))].add(key)
-    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
     for case in sort_cases(cases):
         groups[(case["eval"], case.get("model"))].append(case)
 
-    entries: list[dict[str, Any]] = []
+    entries: list[BaselineEntry] = []
     for result in evals:
         rows = groups.get((result.eval, result.model), [])
         keys = {_case_key(r) for r in rows}
@@ -88,7 +91,7 @@ def compare_baseline(
             elif now and not before:
                 to_pass.append(row["nodeid"])
         p_value = mcnemar_exact(len(to_fail), len(to_pass), alternative="drop")
-        entry: dict[str, Any] = {
+        entry: BaselineEntry = {
             "eval": result.eval,
             "model": result.model,
             "base_rate": base_passed / n_pairs if n_pairs else None,
@@ -102,21 +105,10 @@ def compare_baseline(
             "missing_cases": len(base_by_eval.get((result.eval, result.model), set()) - keys),
         }
         result.baseline = entry
-        result.regressed = entry["regressed"]
+        result.regressed = bool(entry["regressed"])
         set_verdict(result)
         entries.append(entry)
     return {"path": path, "alpha": alpha, "evals": entries}
-
-
-def regression_line(result: EvalResult) -> str:
-    """One line saying how ``result`` regressed against the baseline."""
-    b = result.baseline or {}
-    return (
-        f"{result.eval} [{result.model or 'no model'}]: regressed against the baseline: "
-        f"{b.get('base_rate') or 0:.1%} -> {b.get('rate') or 0:.1%} on {b.get('n_pairs', 0)} matched case(s), "
-        f"{len(b.get('flipped_to_fail', []))} flipped to fail and {len(b.get('flipped_to_pass', []))} to pass "
-        f"(McNemar p={b.get('p_value', 1.0):.3g})"
-    )
 
 
 def decide(evals: list[EvalResult], run_problems: Iterable[str] = ()) -> tuple[bool, list[str]]:
@@ -156,8 +148,8 @@ class RunGate:
         self.non_eval_failures: list[str] = []
         self.worker_tallies: list[dict[str, int]] = []
         self.evals: list[EvalResult] = []
-        self.results: dict[str, Any] | None = None
-        self.baseline: dict[str, Any] | None = None
+        self.results: ResultsDocument | None = None
+        self.baseline: ResultsDocument | None = None
         if settings.baseline_path is not None and not self.is_worker:
             # Read now, so a bad baseline is a usage error before any model is called.
             try:
@@ -236,26 +228,18 @@ class RunGate:
             problems.append(f"pytest exit status {int(status)} ({name}): not a complete run")
         return problems
 
-    def _write_reports(self, results: dict[str, Any]) -> list[str]:
+    def _write_reports(self, results: ResultsDocument) -> list[str]:
         """Write every requested report; a failure is a reason the run fails, not a crash."""
-        from pytest_llmeval.gate.results import write_json
+        from pytest_llmeval.reports.writer import ReportTarget, write_reports
 
         s = self.settings
-        errors: list[str] = []
-        jobs: list[tuple[str, Path | None, Any]] = [
-            ("--llmeval-json", s.json_path, lambda p: write_json(results, p)),
-            ("--llmeval-report", s.report_path, lambda p: _write_junit(results, p)),
-            ("--llmeval-markdown", s.markdown_path, lambda p: _write_markdown(results, p)),
-            ("--llmeval-html", s.html_path, lambda p: _write_html(results, p, self.baseline)),
+        targets = [
+            ReportTarget("json", s.json_path, "--llmeval-json"),
+            ReportTarget("junit", s.report_path, "--llmeval-report"),
+            ReportTarget("markdown", s.markdown_path, "--llmeval-markdown"),
+            ReportTarget("html", s.html_path, "--llmeval-html"),
         ]
-        for option, path, write in jobs:
-            if path is None:
-                continue
-            try:
-                write(path)
-            except (OSError, ImportError, ValueError) as exc:
-                errors.append(f"{option} {path}: could not write the report: {type(exc).__name__}: {exc}")
-        return errors
+        return write_reports(results, targets, self.baseline)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         """The summary table, the baseline flips and the verdict, at the end of the run."""
@@ -263,24 +247,6 @@ class RunGate:
             return
         from pytest_llmeval.reports.terminal import write_summary
 
-        write_summary(terminalreporter, self.results)
-
-
-def _write_junit(results: dict[str, Any], path: Path) -> None:
-    from pytest_llmeval.reports.junit import write_junit
-
-    write_junit(results, path)
-
-
-def _write_markdown(results: dict[str, Any], path: Path) -> None:
-    from pytest_llmeval.reports.markdown import render_markdown
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_markdown(results), encoding="utf-8")
-
-
-def _write_html(results: dict[str, Any], path: Path, baseline: dict[str, Any] | None) -> None:
-    from pytest_llmeval.reports.html.render import write_html  # written by the HTML report; imported only when asked
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_html(results, path, baseline)
+        # The report gets the writer and the verbosity, never the config: it stays a pure
+        # function of the results document.
+        write_summary(terminalreporter, self.results, int(self.config.get_verbosity()))

@@ -1,4 +1,7 @@
-"""Aggregated results of a run, and the JSON file that keeps them (``--llmeval-json``).
+"""Aggregated results of a run: the one results document every report renders.
+
+Written by :func:`pytest_llmeval.reports.json.write_json` (``--llmeval-json``) and read back
+here by :func:`load_results` (the gate reads baselines).
 
 The JSON results file (``schema`` / ``version`` identify it; fields may be added in later
 versions, never renamed)::
@@ -12,6 +15,7 @@ versions, never renamed)::
       "passed": bool,                 # the gate's verdict (the exit status is 0 iff true)
       "reasons": [str],               # why it passed or failed, one line each
       "non_eval_failures": [str],     # node ids of failed tests that are not eval cases
+      "run_problems": [str],          # optional: problems of the run outside the evals
       "tallies": {"calls", "hits", "retries", "errors"},   # run-level, all xdist workers
       "evals": [{                     # one per eval (test function) and model, sorted
         "eval": str,                  # the test function's node id, e.g. "test_x.py::test_capital"
@@ -56,33 +60,46 @@ versions, never renamed)::
 
 Rates in ``baseline.evals`` are over the matched pairs only (cases matched by node id,
 model and sample), which is what the paired test compares.
+
+:class:`ResultsDocument`, :class:`EvalEntry`, :class:`CaseEntry`, :class:`CallEntry`,
+:class:`BaselineSection` and :class:`BaselineEntry` spell this schema as TypedDicts; the
+reports (:mod:`pytest_llmeval.reports`) render a :class:`ResultsDocument` and nothing else.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, TypeVar, cast
 
 from pytest_llmeval.errors import LLMEvalError
 from pytest_llmeval.gate.stats import pass_at_k, pass_hat_k, percentile, wilson_interval
+from pytest_llmeval.text import excerpt, model_label
 
 __all__ = [
     "SCHEMA",
     "VERSION",
     "OUTPUT_CAP",
+    "BaselineEntry",
+    "BaselineSection",
+    "CallEntry",
+    "CaseEntry",
+    "EvalEntry",
     "EvalResult",
+    "ResultsDocument",
     "ResultsFileError",
+    "Tallies",
     "aggregate",
     "build_results",
     "case_for_json",
     "case_id",
     "load_results",
+    "regression_line",
+    "set_verdict",
     "sort_cases",
-    "write_json",
 ]
 
 SCHEMA = "pytest-llmeval/results"
@@ -91,6 +108,143 @@ VERSION = 1
 OUTPUT_CAP = 20_000
 #: Tolerance when comparing a pass rate to its threshold: 7/10 must meet 0.7.
 _EPS = 1e-9
+
+
+# -- the schema as types -------------------------------------------------------------------
+# Python 3.10 has no NotRequired: the required keys sit in a private base class and the
+# optional ones in a total=False subclass, which is how a TypedDict mixes both there.
+Outcome = Literal["passed", "failed", "error"]
+Verdict = Literal["pass", "fail", "error"]
+
+
+class CallEntry(TypedDict, total=False):
+    """One model call of a case (the model under test's, or the judge's: ``role``)."""
+
+    key: str
+    model: str
+    cached: bool
+    latency_s: float
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost_usd: float
+    role: str
+
+
+class _CaseRequired(TypedDict):
+    eval: str
+    nodeid: str
+    model: str | None
+    sample: int
+    outcome: Outcome
+
+
+class CaseEntry(_CaseRequired, total=False):
+    """One case, model and sample of the results document (``cases``)."""
+
+    score: float
+    threshold: float
+    tags: list[str]
+    results: list[dict[str, Any]]
+    calls: list[CallEntry]
+    output: str | None
+    output_chars: int
+    prompt: Any
+    error: str | None
+    duration_s: float
+    key: str | None
+    case: str
+    passed: bool
+
+
+class _EvalRequired(TypedDict):
+    eval: str
+    model: str | None
+    threshold: float
+    cases: int
+    passed: int
+    failed: int
+    errors: int
+    pass_rate: float
+
+
+class EvalEntry(_EvalRequired, total=False):
+    """One eval and model of the results document (``evals``): what the gate decided on."""
+
+    ci_low: float
+    ci_high: float
+    verdict: Verdict
+    verdict_reason: str
+    regressed: bool
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost_usd: float
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    cache_hits: int
+    calls: int
+    tags: list[str]
+    repeat: int
+    distinct_cases: int
+    pass_at_k: dict[str, float]
+    pass_hat_k: dict[str, float]
+    case_rates: list[dict[str, Any]]
+
+
+class BaselineEntry(TypedDict, total=False):
+    """One eval and model compared with the baseline (``baseline.evals``); rates over the
+    matched pairs, ``None`` when no case matched."""
+
+    eval: str
+    model: str | None
+    base_rate: float | None
+    rate: float | None
+    n_pairs: int
+    flipped_to_fail: list[str]
+    flipped_to_pass: list[str]
+    p_value: float
+    regressed: bool
+    new_cases: int
+    missing_cases: int
+
+
+class BaselineSection(TypedDict):
+    """The ``baseline`` section: which file was compared, at which level, with what result."""
+
+    path: str
+    alpha: float
+    evals: list[BaselineEntry]
+
+
+class Tallies(TypedDict, total=False):
+    """Run-level counts of the caller, summed over every xdist worker."""
+
+    calls: int
+    hits: int
+    retries: int
+    errors: int
+
+
+class _ResultsRequired(TypedDict):
+    schema: str
+    version: int
+    run_id: str
+    created_at: str
+    pytest_args: list[str]
+    passed: bool
+    reasons: list[str]
+    evals: list[EvalEntry]
+    cases: list[CaseEntry]
+    baseline: BaselineSection | None
+
+
+class ResultsDocument(_ResultsRequired, total=False):
+    """The results document (``--llmeval-json``) that the gate writes and every report renders."""
+
+    non_eval_failures: list[str]
+    tallies: Tallies
+    run_problems: list[str]
 
 
 class ResultsFileError(LLMEvalError):
@@ -133,18 +287,18 @@ class EvalResult:
     case_rates: list[dict[str, Any]] = field(default_factory=list)
     regressed: bool = False
     #: This eval's entry of the baseline comparison, when a baseline was given.
-    baseline: dict[str, Any] | None = None
+    baseline: BaselineEntry | None = None
 
     @property
     def met_threshold(self) -> bool:
         """Whether the pass rate reaches the threshold (errors aside)."""
         return self.passed + _EPS >= self.threshold * self.cases
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> EvalEntry:
         """The JSON form (the baseline entry lives in the top-level ``baseline`` section)."""
         data = asdict(self)
         data.pop("baseline")
-        return data
+        return cast(EvalEntry, data)
 
 
 # -- cases ---------------------------------------------------------------------------------
@@ -164,33 +318,29 @@ def case_id(nodeid: str, sample: int) -> str:
     return f"{head}[{'-'.join(parts)}]" if parts else head
 
 
-def _sort_key(case: dict[str, Any]) -> tuple[str, str, str, int]:
+#: A case as the plugin hands it over, or as a results file keeps it (:class:`CaseEntry`).
+_Case = TypeVar("_Case", bound=Mapping[str, Any])
+
+
+def _sort_key(case: Mapping[str, Any]) -> tuple[str, str, str, int]:
     return (case["eval"], case.get("model") or "", case["nodeid"], int(case.get("sample") or 0))
 
 
-def sort_cases(cases: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def sort_cases(cases: Iterable[_Case]) -> list[_Case]:
     """Cases in a fixed order, whatever order workers finished in; a case reported twice
     (a rerun plugin) keeps its last report."""
-    latest: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    latest: dict[tuple[str, str, str, int], _Case] = {}
     for case in cases:
         latest[_sort_key(case)] = case
     return [latest[k] for k in sorted(latest)]
 
 
-def _first_llm_key(case: dict[str, Any]) -> str | None:
+def _first_llm_key(case: Mapping[str, Any]) -> str | None:
     calls = case.get("calls") or []
     for call in calls:
         if call.get("role", "llm") == "llm":
             return call.get("key")
     return calls[0].get("key") if calls else None
-
-
-def excerpt(text: str, cap: int) -> str:
-    """``text`` itself, or its head and tail with a note of what was left out."""
-    if len(text) <= cap:
-        return text
-    half = cap // 2
-    return f"{text[:half]}\n... [{len(text) - 2 * half:,} characters left out] ...\n{text[-half:]}"
 
 
 def _cap_strings(value: Any, cap: int) -> Any:
@@ -203,7 +353,7 @@ def _cap_strings(value: Any, cap: int) -> Any:
     return value
 
 
-def case_for_json(case: dict[str, Any]) -> dict[str, Any]:
+def case_for_json(case: Mapping[str, Any]) -> CaseEntry:
     """A case as the JSON results keep it: plugin data plus ``key``, ``case``, ``passed``;
     outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters."""
     out = dict(case)
@@ -214,13 +364,13 @@ def case_for_json(case: dict[str, Any]) -> dict[str, Any]:
     out["key"] = _first_llm_key(case)
     out["case"] = case_id(case["nodeid"], int(case.get("sample") or 0))
     out["passed"] = case.get("outcome") == "passed"
-    return out
+    return cast(CaseEntry, out)
 
 
 # -- evals ---------------------------------------------------------------------------------
-def aggregate(cases: Iterable[dict[str, Any]]) -> list[EvalResult]:
+def aggregate(cases: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
     """One :class:`EvalResult` per eval and model, sorted by eval then model."""
-    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
     for case in sort_cases(cases):
         groups[(case["eval"], case.get("model"))].append(case)
     return [
@@ -228,7 +378,7 @@ def aggregate(cases: Iterable[dict[str, Any]]) -> list[EvalResult]:
     ]
 
 
-def _aggregate_one(eval_id: str, model: str | None, rows: list[dict[str, Any]]) -> EvalResult:
+def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]]) -> EvalResult:
     n = len(rows)
     passed = sum(r["outcome"] == "passed" for r in rows)
     errors = sum(r["outcome"] == "error" for r in rows)
@@ -298,7 +448,7 @@ def set_verdict(result: EvalResult) -> None:
 
     Errors come first: an error is never a pass and fails the eval whatever the rate.
     """
-    label = f"{result.eval} [{result.model or 'no model'}]"
+    label = _label(result)
     rate = f"{result.pass_rate:.1%} ({result.passed}/{result.cases})"
     if result.errors:
         result.verdict = "error"
@@ -310,32 +460,43 @@ def set_verdict(result: EvalResult) -> None:
         result.verdict = "fail"
         result.verdict_reason = f"{label}: pass rate {rate} is below min_pass_rate {result.threshold:.1%}"
     elif result.regressed and result.baseline is not None:
-        b = result.baseline
         result.verdict = "fail"
-        result.verdict_reason = (
-            f"{label}: regressed against the baseline: {b['base_rate']:.1%} -> {b['rate']:.1%} on "
-            f"{b['n_pairs']} matched case(s), {len(b['flipped_to_fail'])} flipped to fail and "
-            f"{len(b['flipped_to_pass'])} to pass (McNemar p={b['p_value']:.3g})"
-        )
+        result.verdict_reason = regression_line(result)
     else:
         result.verdict = "pass"
         result.verdict_reason = f"{label}: pass rate {rate} meets min_pass_rate {result.threshold:.1%}"
 
 
+def _label(result: EvalResult) -> str:
+    return f"{result.eval} [{model_label(result.model)}]"
+
+
+def regression_line(result: EvalResult) -> str:
+    """One line saying how ``result`` regressed against the baseline: the verdict reason of
+    a regressed eval, and the gate's reason when another verdict hides the regression."""
+    b: BaselineEntry = result.baseline or {}
+    return (
+        f"{_label(result)}: regressed against the baseline: "
+        f"{b.get('base_rate') or 0:.1%} -> {b.get('rate') or 0:.1%} on {b.get('n_pairs', 0)} matched case(s), "
+        f"{len(b.get('flipped_to_fail', []))} flipped to fail and {len(b.get('flipped_to_pass', []))} to pass "
+        f"(McNemar p={b.get('p_value', 1.0):.3g})"
+    )
+
+
 # -- the results document ------------------------------------------------------------------
 def build_results(
     *,
-    cases: Iterable[dict[str, Any]],
+    cases: Iterable[Mapping[str, Any]],
     evals: list[EvalResult],
     passed: bool,
     reasons: list[str],
     run_id: str,
     created_at: str,
     pytest_args: list[str],
-    baseline: dict[str, Any] | None = None,
+    baseline: BaselineSection | None = None,
     non_eval_failures: list[str] | None = None,
-    tallies: dict[str, int] | None = None,
-) -> dict[str, Any]:
+    tallies: Tallies | dict[str, int] | None = None,
+) -> ResultsDocument:
     """The JSON results document (see the module docstring)."""
     return {
         "schema": SCHEMA,
@@ -346,26 +507,18 @@ def build_results(
         "passed": passed,
         "reasons": list(reasons),
         "non_eval_failures": sorted(non_eval_failures or []),
-        "tallies": dict(tallies or {}),
+        "tallies": cast(Tallies, dict(tallies or {})),
         "evals": [e.to_dict() for e in evals],
         "cases": [case_for_json(c) for c in sort_cases(cases)],
         "baseline": baseline,
     }
 
 
-def write_json(results: dict[str, Any], path: Path) -> None:
-    """Write ``results`` to ``path`` (parents created). ASCII-escaped, so a lone surrogate
-    in a model output cannot make the file unwritable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(results, indent=1, sort_keys=False, ensure_ascii=True, allow_nan=False)
-    path.write_text(text + "\n", encoding="ascii")
-
-
 _REQUIRED_EVAL = ("eval", "model", "threshold", "cases", "passed", "failed", "errors", "pass_rate")
 _REQUIRED_CASE = ("eval", "nodeid", "model", "sample", "outcome")
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def load_results(path: str | Path) -> ResultsDocument:
     """Read a results file written by ``--llmeval-json``.
 
     Raises :class:`ResultsFileError` naming the file when it is missing, not JSON, of
@@ -403,4 +556,4 @@ def load_results(path: str | Path) -> dict[str, Any]:
             missing = [f for f in required if not isinstance(item, dict) or f not in item]
             if missing:
                 raise ResultsFileError(f"{where}: {name}[{i}] lacks field(s) {', '.join(missing)}")
-    return data
+    return cast(ResultsDocument, data)

@@ -18,11 +18,17 @@ escapes, and long texts are cut to a fixed size.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pytest_llmeval.text import NO_MODEL, excerpt
+
+if TYPE_CHECKING:
+    from pytest_llmeval.gate.results import CaseEntry, EvalEntry, ResultsDocument
 
 __all__ = ["write_junit", "render_junit", "xml_safe"]
 
@@ -31,7 +37,6 @@ OUTPUT_CAP = 4_000
 MESSAGE_CAP = 500
 PROPERTY_CAP = 300
 TEXT_CAP = 8_000
-NO_MODEL = "(no model)"
 
 # Everything outside XML 1.0's Char production: C0 controls but tab/LF/CR, surrogates,
 # U+FFFE/U+FFFF. DEL and C1 controls are legal XML but garble terminals: escaped too.
@@ -46,9 +51,8 @@ def _escape_char(match: re.Match[str]) -> str:
 def xml_safe(value: Any, cap: int | None = None) -> str:
     """``value`` as text an XML 1.0 document can hold, cut to ``cap`` characters."""
     text = value if isinstance(value, str) else str(value)
-    if cap is not None and len(text) > cap:
-        half = cap // 2
-        text = f"{text[:half]} ... [{len(text) - 2 * half:,} characters left out] ... {text[-half:]}"
+    if cap is not None:
+        text = excerpt(text, cap, sep=" ")  # one line: attribute values keep no newline
     return _ILLEGAL.sub(_escape_char, text)
 
 
@@ -72,7 +76,7 @@ def _split_nodeid(nodeid: str) -> tuple[str, str]:
     return ".".join(names[:-1]), names[-1]
 
 
-def _case_properties(case: dict[str, Any]) -> list[tuple[str, str]]:
+def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
     calls = case.get("calls") or []
     llm_calls = [c for c in calls if c.get("role", "llm") == "llm"]
     props: list[tuple[str, str]] = [
@@ -90,8 +94,8 @@ def _case_properties(case: dict[str, Any]) -> list[tuple[str, str]]:
         ("llmeval.calls", _num(len(calls))),
         ("llmeval.cached", _num(bool(calls) and all(bool(c.get("cached")) for c in calls))),
     ]
-    if case.get("key"):
-        props.append(("llmeval.key", case["key"]))
+    if key := case.get("key"):
+        props.append(("llmeval.key", key))
     for i, result in enumerate(case.get("results") or []):
         name = str(result.get("name") or "check")
         verdict = "pass" if result.get("passed") else "fail"
@@ -107,7 +111,7 @@ def _case_properties(case: dict[str, Any]) -> list[tuple[str, str]]:
     return props
 
 
-def _failure_text(case: dict[str, Any]) -> tuple[str, str]:
+def _failure_text(case: CaseEntry) -> tuple[str, str]:
     """``(message, text)`` of a failed or errored case: the error, else the failing checks."""
     if case.get("error"):
         return str(case["error"]), str(case["error"])
@@ -126,19 +130,18 @@ def _failure_text(case: dict[str, Any]) -> tuple[str, str]:
     return lines[0], "\n".join(lines)
 
 
-def render_junit(results: dict[str, Any], *, hostname: str | None = None) -> bytes:
+def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> bytes:
     """The report as UTF-8 bytes, one ``<testsuite>`` per model."""
     import xml.etree.ElementTree as ET  # lazily: importing the plugin stays cheap
 
-    evals_by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    evals_by_model: dict[str, list[EvalEntry]] = defaultdict(list)
     for ev in results.get("evals") or []:
         evals_by_model[ev.get("model") or NO_MODEL].append(ev)
-    cases_by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    cases_by_model: dict[str, list[CaseEntry]] = defaultdict(list)
     for case in results.get("cases") or []:
         cases_by_model[case.get("model") or NO_MODEL].append(case)
-    baseline = {
-        (b["eval"], b.get("model") or NO_MODEL): b for b in ((results.get("baseline") or {}).get("evals") or [])
-    }
+    section = results.get("baseline")
+    baseline = {(b["eval"], b.get("model") or NO_MODEL): b for b in (section["evals"] if section else [])}
     host = hostname if hostname is not None else socket.gethostname()
     stamp = str(results.get("created_at") or "")[:19]
 
@@ -226,7 +229,9 @@ def render_junit(results: dict[str, Any], *, hostname: str | None = None) -> byt
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def write_junit(results: dict[str, Any], path: Path) -> None:
+def write_junit(results: ResultsDocument, path: str | os.PathLike[str]) -> None:
     """Write the JUnit XML report of ``results`` to ``path`` (parents created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(render_junit(results))
+    target = Path(path)
+    data = render_junit(results)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)

@@ -7,10 +7,17 @@ collapsible lists. Lists are capped so the text stays far below GitHub's 1 MiB l
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["render_markdown", "md_cell"]
+from pytest_llmeval.text import model_label
+
+if TYPE_CHECKING:
+    from pytest_llmeval.gate.results import BaselineSection, EvalEntry, ResultsDocument
+
+__all__ = ["render_markdown", "write_markdown", "md_cell"]
 
 #: Flipped cases listed per direction and eval before "... and N more".
 FLIPS_LISTED = 50
@@ -39,7 +46,7 @@ def _rate(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
 
 
-def render_markdown(results: dict[str, Any]) -> str:
+def render_markdown(results: ResultsDocument) -> str:
     """The Markdown text of ``results`` (a results document, see :mod:`pytest_llmeval.gate.results`)."""
     out: list[str] = []
     passed = bool(results.get("passed"))
@@ -62,7 +69,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             latency = "–" if p50 is None or p95 is None else f"{p50:.2f} s / {p95:.2f} s"
             cells = [
                 _code(ev["eval"]),
-                md_cell(ev.get("model") or "(no model)"),
+                md_cell(model_label(ev.get("model"))),
                 str(ev["cases"]),
                 str(ev["passed"]),
                 str(ev["failed"]),
@@ -90,7 +97,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _repeats(evals: list[dict[str, Any]]) -> list[str]:
+def _repeats(evals: list[EvalEntry]) -> list[str]:
     rows = [ev for ev in evals if int(ev.get("repeat") or 1) > 1]
     if not rows:
         return []
@@ -100,7 +107,7 @@ def _repeats(evals: list[dict[str, Any]]) -> list[str]:
     out.append("|---|---|--:|" + "--:|--:|" * len(ks))
     for ev in rows:
         at, hat = ev.get("pass_at_k") or {}, ev.get("pass_hat_k") or {}
-        cells = [_code(ev["eval"]), md_cell(ev.get("model") or "(no model)"), str(ev["repeat"])]
+        cells = [_code(ev["eval"]), md_cell(model_label(ev.get("model"))), str(ev["repeat"])]
         for k in ks:
             cells += [_rate(at.get(str(k))), _rate(hat.get(str(k)))]
         out.append("| " + " | ".join(cells) + " |")
@@ -108,7 +115,7 @@ def _repeats(evals: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _baseline(baseline: dict[str, Any] | None) -> list[str]:
+def _baseline(baseline: BaselineSection | None) -> list[str]:
     if not baseline:
         return []
     out = [
@@ -124,7 +131,7 @@ def _baseline(baseline: dict[str, Any] | None) -> list[str]:
     for b in entries:
         cells = [
             _code(b["eval"]),
-            md_cell(b.get("model") or "(no model)"),
+            md_cell(model_label(b.get("model"))),
             _rate(b.get("base_rate")),
             _rate(b.get("rate")),
             str(b["n_pairs"]),
@@ -139,7 +146,7 @@ def _baseline(baseline: dict[str, Any] | None) -> list[str]:
         for title, ids in (("flipped to fail", b["flipped_to_fail"]), ("flipped to pass", b["flipped_to_pass"])):
             if not ids:
                 continue
-            label = f"{md_cell(b['eval'])} [{md_cell(b.get('model') or 'no model')}]"
+            label = f"{md_cell(b['eval'])} [{md_cell(model_label(b.get('model')))}]"
             out.append(f"<details><summary>{label}: {len(ids)} {title}</summary>")
             out.append("")
             for nodeid in ids[:FLIPS_LISTED]:
@@ -150,3 +157,11 @@ def _baseline(baseline: dict[str, Any] | None) -> list[str]:
             out.append("</details>")
             out.append("")
     return out
+
+
+def write_markdown(results: ResultsDocument, path: str | os.PathLike[str]) -> None:
+    """Write the Markdown report of ``results`` to ``path`` (parents created)."""
+    target = Path(path)
+    text = render_markdown(results)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")

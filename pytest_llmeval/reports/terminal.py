@@ -8,10 +8,16 @@ adds the baseline flips (20 each way), repeats and run tallies; ``-v`` lists eve
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import shutil
+import sys
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-__all__ = ["summary_lines", "write_summary", "format_rate_ci"]
+from pytest_llmeval.text import model_label
+
+if TYPE_CHECKING:
+    from pytest_llmeval.gate.results import BaselineSection, EvalEntry, ResultsDocument
+
+__all__ = ["StreamWriter", "SummaryWriter", "format_rate_ci", "summary_lines", "verdict_lines", "write_summary"]
 
 Line = tuple[str, dict[str, bool]]
 
@@ -37,12 +43,12 @@ def _pct(x: float) -> str:
     return f"{x:.0%}" if abs(x * 100 - round(x * 100)) < 1e-9 else f"{x:.1%}"
 
 
-def format_rate_ci(ev: dict[str, Any]) -> str:
+def format_rate_ci(ev: EvalEntry) -> str:
     """``80.0% (49.0-94.3)``: a pass rate with its 95% Wilson interval, in percent."""
     return f"{ev['pass_rate']:.1%} ({ev['ci_low'] * 100:.1f}-{ev['ci_high'] * 100:.1f})"
 
 
-def _latency(ev: dict[str, Any]) -> str:
+def _latency(ev: EvalEntry) -> str:
     p50, p95 = ev.get("latency_p50_s"), ev.get("latency_p95_s")
     if p50 is None or p95 is None:
         return "-"
@@ -54,10 +60,10 @@ def _fit(text: str, width: int) -> str:
     return text.ljust(width) if len(text) <= width else "..." + text[-(width - 3) :]
 
 
-def _table(evals: list[dict[str, Any]]) -> list[Line]:
+def _table(evals: list[EvalEntry]) -> list[Line]:
     """One row per eval and model under a line naming the eval; columns sized to their
     content, the name column shrunk (cut at the front) to keep rows within MAX_WIDTH."""
-    rows = [(ev.get("model") or "(no model)", _eval_cells(ev), ev) for ev in evals]
+    rows = [(model_label(ev.get("model")), _eval_cells(ev), ev) for ev in evals]
     widths = [max(len(h), *(len(cells[i]) for _, cells, _ in rows)) for i, h in enumerate(_HEADERS)]
     name_w = max(len("eval / model"), *(2 + len(name) for name, _, _ in rows))
     name_w = max(16, min(name_w, MAX_WIDTH - sum(widths) - len(widths)))
@@ -81,7 +87,7 @@ def _table(evals: list[dict[str, Any]]) -> list[Line]:
     return lines
 
 
-def _eval_cells(ev: dict[str, Any]) -> list[str]:
+def _eval_cells(ev: EvalEntry) -> list[str]:
     return [
         str(ev["cases"]),
         str(ev["passed"]),
@@ -98,7 +104,7 @@ def _eval_cells(ev: dict[str, Any]) -> list[str]:
     ]
 
 
-def summary_lines(results: dict[str, Any], verbosity: int = 0) -> list[Line]:
+def summary_lines(results: ResultsDocument, verbosity: int = 0) -> list[Line]:
     """The summary as ``(text, markup)`` lines; markup is terminal colour flags."""
     lines: list[Line] = []
     evals = results.get("evals") or []
@@ -120,14 +126,14 @@ def summary_lines(results: dict[str, Any], verbosity: int = 0) -> list[Line]:
     return lines
 
 
-def _repeat_lines(evals: list[dict[str, Any]], verbosity: int) -> list[Line]:
+def _repeat_lines(evals: list[EvalEntry], verbosity: int) -> list[Line]:
     lines: list[Line] = []
     for ev in evals:
         if int(ev.get("repeat") or 1) <= 1:
             continue
         at_k = "  ".join(f"pass@{k} {v:.1%}" for k, v in (ev.get("pass_at_k") or {}).items())
         hat_k = "  ".join(f"pass^{k} {v:.1%}" for k, v in (ev.get("pass_hat_k") or {}).items())
-        lines.append((f"{ev['eval']} [{ev.get('model') or 'no model'}], {ev['repeat']} samples per case:", {}))
+        lines.append((f"{ev['eval']} [{model_label(ev.get('model'))}], {ev['repeat']} samples per case:", {}))
         lines.append((f"  {at_k}", {}))
         lines.append((f"  {hat_k}", {}))
         rates = ev.get("case_rates") or []
@@ -139,7 +145,7 @@ def _repeat_lines(evals: list[dict[str, Any]], verbosity: int) -> list[Line]:
     return lines
 
 
-def _baseline_lines(baseline: dict[str, Any] | None, verbosity: int) -> list[Line]:
+def _baseline_lines(baseline: BaselineSection | None, verbosity: int) -> list[Line]:
     if not baseline:
         return []
     lines: list[Line] = [
@@ -147,7 +153,7 @@ def _baseline_lines(baseline: dict[str, Any] | None, verbosity: int) -> list[Lin
     ]
     limit = None if verbosity >= 1 else _FLIPS_SHOWN
     for b in baseline.get("evals") or []:
-        label = f"{b['eval']} [{b.get('model') or 'no model'}]"
+        label = f"{b['eval']} [{model_label(b.get('model'))}]"
         if not b["n_pairs"]:
             lines.append((f"  {label}: no matching case in the baseline", {"yellow": True}))
             continue
@@ -177,7 +183,7 @@ def _baseline_lines(baseline: dict[str, Any] | None, verbosity: int) -> list[Lin
     return lines
 
 
-def verdict_lines(results: dict[str, Any]) -> list[Line]:
+def verdict_lines(results: ResultsDocument) -> list[Line]:
     """Why the run passed or failed: one line each."""
     reasons = results.get("reasons") or []
     if results.get("passed"):
@@ -187,15 +193,36 @@ def verdict_lines(results: dict[str, Any]) -> list[Line]:
     return lines + [(f"  {reason}", {"red": True}) for reason in reasons]
 
 
-def write_summary(terminalreporter: Any, results: dict[str, Any]) -> None:
-    """Write the summary through pytest's terminal reporter."""
-    verbosity = int(terminalreporter.config.get_verbosity())
-    _emit(results, verbosity, terminalreporter.write_line, lambda: terminalreporter.write_sep("=", "llmeval summary"))
+class SummaryWriter(Protocol):
+    """Where the summary goes: pytest's terminal reporter is one, :class:`StreamWriter` another."""
+
+    def write_line(self, line: str, **markup: bool) -> None:
+        """Write one line; ``markup`` holds colour flags (``green=True``, ``bold=True``)."""
+
+    def write_sep(self, sep: str, title: str | None = None, **markup: bool) -> None:
+        """Write a separator line made of ``sep`` around ``title``."""
 
 
-def _emit(results: dict[str, Any], verbosity: int, write: Callable[..., Any], header: Callable[[], Any]) -> None:
+class StreamWriter:
+    """A :class:`SummaryWriter` on a text stream, without colours (the ``report`` command)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.width = width if width is not None else min(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MAX_WIDTH)
+
+    def write_line(self, line: str, **markup: bool) -> None:
+        """Write ``line``; colour flags are dropped (the output is often a file or a CI log)."""
+        print(line, file=self.stream)
+
+    def write_sep(self, sep: str, title: str | None = None, **markup: bool) -> None:
+        """``===== title =====`` across the width."""
+        print((f" {title} " if title else "").center(self.width, sep), file=self.stream)
+
+
+def write_summary(writer: SummaryWriter, results: ResultsDocument, verbosity: int = 0) -> None:
+    """Write the summary of ``results`` at ``verbosity`` (pytest's: ``-q`` is -1) to ``writer``."""
     lines = summary_lines(results, verbosity)
     if verbosity >= -1:
-        header()
+        writer.write_sep("=", "llmeval summary")
     for text, markup in lines:
-        write(text, **markup)
+        writer.write_line(text, **markup)
