@@ -153,7 +153,10 @@ def test_the_deadline_bounds_every_attempt_and_wait_of_a_call() -> None:
         now[0] += seconds
 
     def fail() -> str:
-        now[0] += 1.0  # each attempt takes a second
+        # Each attempt takes a second, or what is left of the deadline (the provider's timeout).
+        left = deadline.remaining()
+        assert left is not None and left > 0  # no attempt starts after the deadline
+        now[0] += min(1.0, left)
         raise ProviderError("HTTP 503", retryable=True, status=503)
 
     deadline = Deadline(4.0, clock=lambda: now[0])
