@@ -23,6 +23,7 @@ pause that ends past a call's deadline fails that call at once.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -134,7 +135,7 @@ class AdaptiveLimiter:
                 raise GateRefusal(self.broken)
             if deadline_at is not None and self._paused_until > deadline_at:
                 raise GateRefusal(
-                    f"not called: the server asked for a pause of {self._paused_until - now:.0f} s more "
+                    f"not called: the server asked for a pause of {math.ceil(self._paused_until - now)} s more "
                     "(Retry-After), past the deadline of this call (--llmeval-timeout)",
                     status=429,
                 )
