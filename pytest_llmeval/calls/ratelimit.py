@@ -233,8 +233,9 @@ class AdaptiveLimiter:
     def _give_up_if_down(self, now: float) -> None:
         at = self._give_up_at()
         if self.broken is None and at is not None and now >= at and not self._probing:
+            failing = now - (self._failing_since or now)
             self.broken = (
-                f"not called: every attempt to this endpoint has failed for {now - self._failing_since:.0f} s "
+                f"not called: every attempt to this endpoint has failed for {failing:.0f} s "
                 f"({self._last_cause}), the --llmeval-timeout of one call; it is not tried again in this run"
             )
 
