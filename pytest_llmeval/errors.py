@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pytest_llmeval.store.redaction import redact_secrets
+
 __all__ = [
     "LLMEvalError",
     "ConfigError",
     "ProviderError",
+    "MissingKeyError",
     "CacheMissError",
     "BudgetExceededError",
     "JudgeError",
+    "BatchPendingError",
 ]
 
 
 class LLMEvalError(Exception):
-    """Base of the errors that make a case an *error* (never a pass, never a plain fail)."""
+    """Base of the errors that make a case an *error* (never a pass, never a plain fail).
+
+    The message starts with the cause and the fix; it is redacted when the error is made
+    (a server's error body may echo the key), so no secret reaches a report or the terminal.
+    """
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        super().__init__(redact_secrets(message) if isinstance(message, str) else message, *args)
 
 
 class ConfigError(LLMEvalError):
@@ -40,12 +53,30 @@ class ProviderError(LLMEvalError):
         self.status = status
 
 
+class MissingKeyError(LLMEvalError):
+    """A model that is to be called has no API key: ``variable`` is the one to set.
+
+    Not a :class:`ProviderError`: nothing was sent, there is nothing to retry, and every
+    case of the model fails with this same one-line message.
+    """
+
+    def __init__(self, message: str, *, model: str = "", variable: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.variable = variable
+
+
 class CacheMissError(LLMEvalError):
     """``--llmeval-cache=replay`` found no stored answer for a request."""
 
 
 class BudgetExceededError(LLMEvalError):
     """``--llmeval-max-cost`` was reached, so this call was not made."""
+
+
+class BatchPendingError(LLMEvalError):
+    """``--llmeval-batch``: the batch holding this call had not ended when the run stopped
+    waiting (``--llmeval-batch-wait``). An error, not a failed answer: rerun to collect it."""
 
 
 class JudgeError(LLMEvalError):
@@ -57,7 +88,7 @@ class JudgeError(LLMEvalError):
 
     def __init__(self, message: str, *, raw: str = "", grader: str = "", judge_model: str = "") -> None:
         super().__init__(message)
-        self.raw = raw
+        self.raw = redact_secrets(raw)
         self.grader = grader
         self.judge_model = judge_model
 

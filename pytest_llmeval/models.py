@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, get_args
 
 from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.store.redaction import secrets_in_url, without_credentials
 
 __all__ = [
     "ModelSpec",
@@ -65,6 +67,33 @@ def key_of(payload: dict[str, Any]) -> str:
     return f"v{payload.get('v')}-{digest}"
 
 
+_FORMS = "e.g. openai:gpt-4o-mini, anthropic:claude-haiku-4-5, local:smollm2 or openai:NAME@http://host:port/v1"
+_PROVIDER = r"[A-Za-z][A-Za-z0-9_.-]*"
+# "@http://" or "@https://" (any case) starts the base URL.
+_URL_START = r"@https?://"
+_HOST = r"(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,})(:\d*)?(/.*)?"
+
+
+def _looks_like_host(text: str) -> bool:
+    """Whether the part after a model name's ``@`` is a server address written without a
+    scheme (``127.0.0.1:1234``, ``localhost:8080/v1``, ``host.example.com``) rather than a
+    version tag (``claude-3-5-sonnet@20240620``)."""
+    return bool(re.fullmatch(_HOST, text)) or bool(re.fullmatch(r"[\w.-]+:\d+(/.*)?", text)) or text.startswith("/")
+
+
+def _check_url(url: str, bad: Callable[[str], ConfigError]) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise bad(f"the base URL {url!r} is not valid ({exc}); expected http://host:port/v1") from None
+    if not parts.hostname:
+        raise bad(f"the base URL {url!r} has no host; expected http://host:port/v1")
+    del port
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model named ``PROVIDER:MODEL`` or ``PROVIDER:MODEL@BASE_URL``."""
@@ -77,26 +106,68 @@ class ModelSpec:
     def parse(cls, text: str, *, source: str = "model") -> ModelSpec:
         """Parse ``openai:gpt-4o-mini`` or ``openai:llama3@http://localhost:11434/v1``.
 
-        ``source`` names where the text came from, for the error message.
+        ``source`` names where the text came from (an option, the marker), for the error
+        message. A malformed name is a :class:`~pytest_llmeval.errors.ConfigError` that says
+        how to write it, so that it is never sent anywhere as a model name: a comma-joined
+        list, whitespace inside, an empty part, ``@host:port`` without a scheme.
         """
-        raw = text.strip() if isinstance(text, str) else text
-        if not isinstance(raw, str) or ":" not in raw:
-            raise ConfigError(
-                f"invalid model {text!r} ({source}): expected PROVIDER:MODEL, "
-                "e.g. openai:gpt-4o-mini, anthropic:claude-haiku-4-5, local:smollm2 "
-                "or openai:NAME@http://host:port/v1"
-            )
+        if not isinstance(text, str):
+            raise ConfigError(f"invalid model {text!r} ({source}): expected a string PROVIDER:MODEL, {_FORMS}")
+        raw = text.strip()
+
+        def bad(why: str) -> ConfigError:
+            return ConfigError(f"invalid model {text!r} ({source}): {why}")
+
+        if "," in raw:
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            if len(parts) > 1 and all(":" in p for p in parts):
+                raise bad(
+                    "this is a comma-joined list of models; give one model per line in the ini file "
+                    "(llmeval_models), one --llmeval-model option per model, or a list in models=[...]"
+                )
+            if "://" not in raw.split(",", 1)[0]:
+                raise bad("a model name cannot contain ','; expected PROVIDER:MODEL, " + _FORMS)
+        if not raw:
+            raise bad(f"the name is empty; expected PROVIDER:MODEL, {_FORMS}")
+        if any(c.isspace() for c in raw):
+            raise bad("the name contains whitespace; write PROVIDER:MODEL without spaces, e.g. openai:gpt-4o-mini")
+        if ":" not in raw:
+            raise bad(f"expected PROVIDER:MODEL, {_FORMS}")
         provider, _, rest = raw.partition(":")
-        base_url = None
-        # Only an "@" that starts a URL separates the base URL: model names may contain "@".
-        for marker in ("@http://", "@https://"):
-            if marker in rest:
-                rest, _, url = rest.partition(marker)
-                base_url = marker[1:] + url
-                break
         if not provider or not rest:
-            raise ConfigError(f"invalid model {text!r} ({source}): provider and model must not be empty")
+            raise bad(f"provider and model must not be empty; expected PROVIDER:MODEL, {_FORMS}")
+        if not re.fullmatch(_PROVIDER, provider):
+            raise bad(f"{provider!r} is not a provider name (letters, digits, '_', '-', '.'); expected PROVIDER:MODEL")
+        base_url = None
+        # Only an "@" that starts a URL separates the base URL: model names may contain "@"
+        # (Vertex AI's claude-3-5-sonnet@20240620).
+        match = re.search(_URL_START, rest, re.IGNORECASE)
+        if match is not None:
+            rest, base_url = rest[: match.start()], rest[match.start() + 1 :]
+            if "://" in base_url[len(match[0]) - 1 :]:
+                raise bad("more than one URL in the name; expected PROVIDER:MODEL@http://host:port/v1")
+            _check_url(base_url, bad)
+            base_url = match[0][1:].lower() + base_url[len(match[0]) - 1 :]
+        elif "@" in rest:
+            name, _, after = rest.rpartition("@")
+            if "://" in after:
+                scheme = after.split("://", 1)[0]
+                raise bad(
+                    f"the base URL's scheme {scheme!r} is not http or https; write {provider}:{name}@http://{after.split('://', 1)[1]}"
+                )
+            if _looks_like_host(after):
+                raise bad(
+                    f"'@{after}' has no scheme, so it is not read as a server address; "
+                    f"write {provider}:{name}@http://{after}{'' if '/' in after else '/v1'}"
+                )
+        if not rest or rest.startswith("@"):
+            raise bad(f"the model name is empty; expected PROVIDER:MODEL, {_FORMS}")
         return cls(provider.lower(), rest, base_url.rstrip("/") if base_url else None)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Credentials inside the base URL (``http://user:KEY@host``, ``?api_key=KEY``), if any."""
+        return secrets_in_url(self.base_url)
 
     def __str__(self) -> str:
         base = f"{self.provider}:{self.name}"
@@ -128,7 +199,9 @@ class Request:
             "v": KEY_VERSION,
             "provider": self.model.provider,
             "model": self.model.name,
-            "endpoint": self.endpoint,
+            # Credentials in a URL do not change the answer, and the key must be
+            # recomputable from the stored (redacted) request.
+            "endpoint": without_credentials(self.endpoint),
             "messages": self.messages,
             "params": self.params,
             "sample": self.sample,

@@ -11,7 +11,7 @@ it whether a planning run is in progress.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,13 +19,14 @@ import pytest
 from pytest_llmeval.calls.caller import Caller
 from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy
-from pytest_llmeval.errors import ConfigError, LLMEvalError
+from pytest_llmeval.errors import ConfigError, LLMEvalError, MissingKeyError
 from pytest_llmeval.gate.gate import RunGate
 from pytest_llmeval.keys import CASE_KEY, MODEL_ARG, SAMPLE_ARG, CaseInfo
 from pytest_llmeval.marker import EvalMarker
 from pytest_llmeval.models import ModelSpec
 from pytest_llmeval.recording import CaseRecord, reset_current, set_current
 from pytest_llmeval.settings import Settings
+from pytest_llmeval.store import redaction
 
 if TYPE_CHECKING:
     from pytest_llmeval.intercept.hooks import InterceptHooks
@@ -60,6 +61,10 @@ class EvalSession:
             concurrency=settings.concurrency,
         )
         self.planner: Planner | None = None  # registered once evals are collected (see _start_planner)
+        # Keys inside model URLs: every redaction of this process replaces them from now on.
+        self._secrets: set[str] = set()
+        self._remember_models([*settings.cli_models, *settings.ini_models, settings.cli_judge, settings.ini_judge])
+        self._missing_keys: dict[str, str] = {}  # model -> the one-line message, said once
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
         self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
@@ -114,6 +119,13 @@ class EvalSession:
         self.caller.close()
         if self.planner is not None and self.config.pluginmanager.is_registered(self.planner):
             self.config.pluginmanager.unregister(self.planner)
+        redaction.forget(*self._secrets)
+
+    def _remember_models(self, models: Iterable[ModelSpec | None]) -> None:
+        found = {secret for spec in models if spec is not None for secret in spec.secrets}
+        if found - self._secrets:
+            self._secrets |= found
+            redaction.remember(*found)
 
     # -- model resolution -----------------------------------------------------------------
     def models_for(self, marker: EvalMarker | None) -> tuple[ModelSpec, ...]:
@@ -140,6 +152,7 @@ class EvalSession:
         except ConfigError as exc:
             self.config_errors.append(str(exc))
             return
+        self._remember_models([*self.models_for(marker), self.judge_for(marker)])
         if "judge" in metafunc.fixturenames:
             under_test = self.models_for(marker) if "llm" in metafunc.fixturenames else ()
             from pytest_llmeval.judge.judge import judge_config_errors
@@ -161,7 +174,10 @@ class EvalSession:
                     self.config_errors.append(str(exc))
                     return
             names = [str(m) for m in models]
-            metafunc.parametrize(MODEL_ARG, names, ids=names)
+            # The id (and so the node id, which pytest writes to its cache, the terminal
+            # and every report) never carries a key that sits inside a model URL.
+            redactor = redaction.current()
+            metafunc.parametrize(MODEL_ARG, names, ids=[redactor.redact(n) for n in names])
         repeat = self.repeat_for(marker)
         if repeat > 1 and SAMPLE_ARG in metafunc.fixturenames:
             metafunc.parametrize(SAMPLE_ARG, range(repeat), ids=[f"sample{i}" for i in range(repeat)])
@@ -201,11 +217,20 @@ class EvalSession:
     def _start_planner(self) -> None:
         """Register the planning pass (--llmeval-concurrency); only runs with evals pay its import."""
         settings = self.settings
-        if settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput"):
+        # Batch mode needs the planning pass (it collects the calls to batch), on xdist workers too.
+        batch = settings.batch and settings.cache_mode != "replay"
+        if not batch and (
+            settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput")
+        ):
             return
         from pytest_llmeval.planning.planner import Planner
 
-        self.planner = Planner(self.config, self.caller, concurrency=settings.concurrency)
+        self.planner = Planner(
+            self.config,
+            self.caller,
+            concurrency=max(1, settings.concurrency),
+            batch_wait_s=settings.batch_wait_s if batch else None,
+        )
         self.config.pluginmanager.register(self.planner, "llmeval-planner")
 
     # -- running --------------------------------------------------------------------------
@@ -227,7 +252,10 @@ class EvalSession:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
         info = item.stash.get(CASE_KEY, None)
-        if info is None or report.skipped or self.planning:
+        if info is None or self.planning:
+            return report
+        self._clean_report(item, report, call)
+        if report.skipped:
             return report
         # One outcome per case: from the call phase, or from setup when setup broke.
         if report.when == "call" or (report.when == "setup" and report.failed):
@@ -257,28 +285,76 @@ class EvalSession:
         error = None
         if outcome == "error" and call.excinfo is not None:
             error = f"{call.excinfo.typename}: {call.excinfo.value}"
-        return {
-            "eval": info.eval_id,
-            "nodeid": item.nodeid,
-            "model": str(info.model) if info.model else None,
-            "sample": info.sample,
-            "outcome": outcome,
-            "score": score,
-            "threshold": self.threshold_for(info.marker),
-            "tags": list(info.marker.tags) if info.marker else [],
-            "results": [_result_dict(r) for r in record.results],
-            "calls": [vars(c).copy() for c in record.calls],
-            "output": record.output,
-            "prompt": record.prompt,
-            "error": error,
-        }
+        # The results document feeds every report: no secret gets past this point, whether
+        # a model repeated it, a prompt held it or an error echoed it.
+        return redaction.current().redact_data(
+            {
+                "eval": info.eval_id,
+                "nodeid": item.nodeid,
+                "model": str(info.model) if info.model else None,
+                "sample": info.sample,
+                "outcome": outcome,
+                "score": score,
+                "threshold": self.threshold_for(info.marker),
+                "tags": list(info.marker.tags) if info.marker else [],
+                "results": [_result_dict(r) for r in record.results],
+                "calls": [vars(c).copy() for c in record.calls],
+                "output": record.output,
+                "prompt": record.prompt,
+                "error": error,
+            }
+        )
 
+    def _clean_report(self, item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
+        """What pytest shows and writes of an eval item: a short message for the plugin's own
+        errors (cause and fix, the test's line, none of the plugin's frames), and no secret
+        in the traceback, the captured output or the ``user_properties``."""
+        excinfo = call.excinfo
+        if report.failed and excinfo is not None and isinstance(excinfo.value, LLMEvalError):
+            if not self._wants_full_traceback():
+                report.longrepr = _short_repr(excinfo)
+        redactor = redaction.current()
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+            text = str(report.longrepr)
+            clean = redactor.redact(text)
+            if clean != text:
+                report.longrepr = clean
+        report.sections = [(title, redactor.redact(content)) for title, content in report.sections]
+        for props in (item.user_properties, report.user_properties):
+            props[:] = [(redactor.redact(str(k)), redactor.redact_data(v)) for k, v in props]
+
+    def _wants_full_traceback(self) -> bool:
+        option = self.config.option
+        return bool(getattr(option, "fulltrace", False)) or getattr(option, "tbstyle", "auto") in ("long", "native")
+
+    def _say_missing_key(self, message: str) -> None:
+        """Write a missing key's message to the terminal once per model, at its first case."""
+        model = message.split(": ", 1)[0]
+        if model in self._missing_keys:
+            return
+        self._missing_keys[model] = message
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"pytest-llmeval: {message}", yellow=True, bold=True)
+
+    # trylast: after pytest's junitxml has written this report (see the error marking below).
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.planning:  # planning runs log nothing; guard against plugins that log anyway
             return
         data = getattr(report, "llmeval", None)
         if data is not None:
             self.cases.append(data)
+            error = data.get("error") or ""
+            if error.startswith(_MISSING_KEY):  # a string: under xdist it comes from a worker
+                self._say_missing_key(error[len(_MISSING_KEY) :])
+            if data["outcome"] == "error" and report.when == "call" and report.failed:
+                # A broken judge or provider is no wrong answer: pytest's --junitxml shows
+                # it as an <error>, as the gate and --llmeval-report count it.
+                from pytest_llmeval.planning._pytest_internals import junitxml_failure_to_error
+
+                junitxml_failure_to_error(self.config, report)
         self.gate.note_report(report)
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
@@ -294,6 +370,9 @@ class EvalSession:
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         self.gate.terminal_summary(terminalreporter)
+
+
+_MISSING_KEY = MissingKeyError.__name__ + ": "
 
 
 def _is_eval_item(item: pytest.Item) -> bool:
@@ -325,3 +404,25 @@ def _result_dict(result: Any) -> dict[str, Any]:
     if callable(to_dict):
         return dict(to_dict())
     return {"name": type(result).__name__, "passed": bool(result)}
+
+
+def _short_repr(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """The failure of a plugin error as pytest's short style, without the plugin's frames
+    (nor those of the SDKs it calls): the test's own lines, then the message."""
+    hidden = _hidden_dirs()
+    entries = [e for e in excinfo.traceback if not str(e.path).startswith(hidden)]
+    short = pytest.ExceptionInfo.from_exc_info((excinfo.type, excinfo.value, excinfo.tb))
+    short.traceback = type(excinfo.traceback)(entries or list(excinfo.traceback)[-1:])
+    return short.getrepr(style="short", chain=False)
+
+
+def _hidden_dirs() -> tuple[str, ...]:
+    import sys
+    from pathlib import Path
+
+    dirs = [str(Path(__file__).resolve().parent) + os.sep]
+    for name in ("_pytest", "pluggy", "openai", "anthropic", "httpx", "httpcore"):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            dirs.append(str(Path(path).resolve().parent) + os.sep)
+    return tuple(dirs)

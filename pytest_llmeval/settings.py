@@ -16,7 +16,15 @@ import pytest
 from pytest_llmeval.errors import ConfigError
 from pytest_llmeval.models import CACHE_MODES, DEFAULT_CACHE_PATH, CacheMode, ModelSpec
 
-__all__ = ["Settings", "add_options"]
+__all__ = ["Settings", "add_options", "BATCH_WAIT_CAP_S"]
+
+#: The longest a run waits for its batches: the providers' completion window (24 h), after
+#: which a batch has expired and waiting longer cannot help.
+BATCH_WAIT_CAP_S = 86400.0
+
+
+#: How --llmeval-report writes a failed case that its eval tolerates (see reports.junit).
+REPORT_TOLERATED = ("passed", "failure")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -98,6 +106,21 @@ def add_options(parser: pytest.Parser) -> None:
         help="Write a JUnit XML report with one testsuite per model.",
     )
     add(
+        "--llmeval-report-strict",
+        dest="llmeval_report_strict",
+        action="store_true",
+        default=None,
+        help="Make --llmeval-report valid against the Jenkins JUnit schema: per-case data in <system-out>.",
+    )
+    add(
+        "--llmeval-report-tolerated",
+        dest="llmeval_report_tolerated",
+        default=None,
+        choices=REPORT_TOLERATED,
+        help="How --llmeval-report writes a failed case of an eval that meets its threshold: "
+        "passed (default: a passing testcase saying it failed, as the gate sees it) or failure.",
+    )
+    add(
         "--llmeval-json",
         dest="llmeval_json",
         default=None,
@@ -144,6 +167,22 @@ def add_options(parser: pytest.Parser) -> None:
         help="Stop making model calls once the estimated cost reaches USD.",
     )
     add(
+        "--llmeval-batch",
+        dest="llmeval_batch",
+        action="store_true",
+        default=None,
+        help="Send the planned calls of OpenAI and Anthropic models through their batch APIs, at the batch price.",
+    )
+    add(
+        "--llmeval-batch-wait",
+        dest="llmeval_batch_wait",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="How long a run waits for its batches; pending ones are collected by the next run. "
+        "Default: until done (at most 24 h, the providers' completion window).",
+    )
+    add(
         "--llmeval-no-junit-properties",
         dest="llmeval_no_junit_properties",
         action="store_true",
@@ -160,6 +199,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_timeout", "Deadline of one model call in seconds, all its attempts included.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
+    parser.addini("llmeval_batch", "Use the providers' batch APIs for planned calls.", type="bool", default=False)
+    parser.addini("llmeval_batch_wait", "Seconds a run waits for its batches (default: until done, 24 h).", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
     parser.addini("llmeval_intercept", "Serve the app's own openai/anthropic SDK calls in every eval.",
@@ -168,6 +209,8 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every option of the plugin, validated (see :meth:`from_config`)."""
+
     cli_models: tuple[ModelSpec, ...]
     ini_models: tuple[ModelSpec, ...]
     cli_judge: ModelSpec | None
@@ -190,6 +233,10 @@ class Settings:
     prices: dict[str, tuple[float, float, float]]
     allow_self_judge: bool = False
     judge_templates: Path | None = None
+    batch: bool = False
+    batch_wait_s: float = 86400.0
+    report_strict: bool = False
+    report_tolerated: str = "passed"
     intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
     @classmethod
@@ -269,6 +316,12 @@ class Settings:
             prices=_parse_prices(ini("llmeval_prices")),
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
+            batch=bool(opt("llmeval_batch") or ini("llmeval_batch")),
+            batch_wait_s=number(
+                "llmeval_batch_wait", "llmeval_batch_wait", float, BATCH_WAIT_CAP_S, 0.0, BATCH_WAIT_CAP_S
+            ),
+            report_strict=bool(opt("llmeval_report_strict")),
+            report_tolerated=opt("llmeval_report_tolerated") or "passed",
             intercept=bool(ini("llmeval_intercept")),
         )
 

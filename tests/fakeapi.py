@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeAPI", "Recorded", "FAULT_KINDS", "HOSTILE_KINDS"]
+__all__ = ["FakeAPI", "FakeBatch", "Recorded", "FAULT_KINDS", "HOSTILE_KINDS"]
 
 MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/v1/responses": "openai"}
 FAULT_KINDS = frozenset({"429", "500", "503", "529", "400", "timeout", "reset", "garbage", "html"})
@@ -107,6 +107,296 @@ def _is_content(content: Any) -> bool:
     return isinstance(content, str) or (
         isinstance(content, list) and all(isinstance(p, dict) and "type" in p for p in content)
     )
+
+
+# ----- batch endpoints (OpenAI Batch + files, Anthropic Message Batches) ------------------------
+# A separate block: the FakeAPI class below mixes it in; the model endpoints above know nothing of
+# it but one routing line in FakeAPI._handle_one.
+
+_BATCH_PREFIXES = ("/v1/files", "/v1/batches", "/v1/messages/batches")
+
+
+@dataclass
+class _BatchError:
+    when: str
+    message: str
+    status: int = 400
+    provider: str | None = None
+
+
+@dataclass
+class FakeBatch:
+    """One batch as the fake server keeps it (``lines``: the requests, in submission order)."""
+
+    id: str
+    provider: str  # "openai" | "anthropic"
+    lines: list[dict[str, Any]]
+    created: float  # time.monotonic() at creation
+    created_at: int  # wall-clock seconds, as the APIs report it
+    delay: float
+    state: str = "in_progress"  # in_progress | ended | expired | cancelled
+    results: dict[str, dict[str, Any]] | None = None  # custom_id -> outcome, once ended
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    retrieves: int = 0
+    input_file_id: str | None = None
+
+
+class _BatchEndpoints:
+    """Mixed into :class:`FakeAPI`: the batch endpoints as the ``openai`` and ``anthropic`` SDKs call them.
+
+    A batch ends ``batch_delay`` seconds after it was created (checked whenever it is retrieved);
+    its answers come from the same rules as live calls, at that moment. :meth:`batch_error` makes
+    matching requests of a batch fail one by one; :meth:`expire_batches` and
+    :meth:`cancel_batches` end pending batches the way the providers do.
+    """
+
+    _lock: threading.Lock
+    _requests: list[Recorded]
+
+    def _batch_init(self) -> None:
+        #: Seconds from a batch's creation until it has ended.
+        self.batch_delay = 0.0
+        self._batches: dict[str, FakeBatch] = {}
+        self._files: dict[str, bytes] = {}
+        self._batch_errors: list[_BatchError] = []
+
+    # ----- configuration -------------------------------------------------------------------
+    @property
+    def batches(self) -> list[FakeBatch]:
+        """Every batch created, in creation order."""
+        with self._lock:
+            return list(self._batches.values())
+
+    def batch_requests(self) -> list[Recorded]:
+        """The requests received on the batch and file endpoints."""
+        with self._lock:
+            return [r for r in self._requests if r.path.startswith(_BATCH_PREFIXES)]
+
+    def batch_error(self, when: str, message: str = "Invalid request (injected).", *, status: int = 400,
+                    provider: str | None = None) -> None:  # fmt: skip
+        """Inside batches, requests whose last user text contains ``when`` fail with ``message``."""
+        with self._lock:
+            self._batch_errors.append(_BatchError(when, message, status, provider))
+
+    def expire_batches(self, *, except_when: str | None = None) -> int:
+        """End every pending batch as expired; requests whose text contains ``except_when`` are
+        answered first (a partly done batch). Returns how many batches expired."""
+        return self._end_pending("expired", except_when)
+
+    def cancel_batches(self) -> int:
+        """End every pending batch as cancelled (as if cancelled elsewhere)."""
+        return self._end_pending("cancelled", None)
+
+    # ----- routing -------------------------------------------------------------------------
+    def _batch_handle(self, h: _Handler, rec: Recorded, path: str, raw: bytes | None) -> None:
+        parts = path.split("/")[2:]  # after "", "v1"
+        method = h.command
+        try:
+            if parts[0] == "files":
+                if method == "POST" and len(parts) == 1:
+                    return self._file_upload(h, rec, raw or b"")
+                if method == "GET" and len(parts) == 3 and parts[2] == "content":
+                    data = self._files.get(parts[1])
+                    if data is None:
+                        return self._error(h, rec, 404, f"No such File object: {parts[1]}")
+                    return self._send(h, rec, 200, data, ctype="application/octet-stream")
+            elif parts[0] == "batches":
+                if method == "POST" and len(parts) == 1:
+                    return self._openai_batch_create(h, rec)
+                if len(parts) >= 2:
+                    batch = self._batch_get(parts[1], "openai")
+                    if batch is None:
+                        return self._error(h, rec, 404, f"No batch found with id '{parts[1]}'.")
+                    if method == "POST" and parts[2:] == ["cancel"]:
+                        self._batch_cancel(batch)
+                    return self._send(h, rec, 200, json.dumps(self._openai_batch_json(batch)).encode())
+            elif parts[:2] == ["messages", "batches"]:
+                if method == "POST" and len(parts) == 2:
+                    return self._anthropic_batch_create(h, rec)
+                if len(parts) >= 3:
+                    batch = self._batch_get(parts[2], "anthropic")
+                    if batch is None:
+                        return self._error(h, rec, 404, f"No batch found with id '{parts[2]}'.")
+                    if method == "POST" and parts[3:] == ["cancel"]:
+                        self._batch_cancel(batch)
+                    elif method == "GET" and parts[3:] == ["results"]:
+                        if batch.results is None:
+                            return self._error(h, rec, 400, "The batch is still processing.")
+                        lines = [json.dumps({"custom_id": cid, "result": out}) for cid, out in batch.results.items()]
+                        return self._send(h, rec, 200, ("\n".join(lines) + "\n").encode(), ctype="application/binary")
+                    return self._send(h, rec, 200, json.dumps(self._anthropic_batch_json(batch, h)).encode())
+        except _BadRequest as exc:
+            return self._error(h, rec, 400, str(exc), exc.param)
+        return self._error(h, rec, 404, f"Unknown request URL: {method} {h.path}")
+
+    # ----- OpenAI --------------------------------------------------------------------------
+    def _file_upload(self, h: _Handler, rec: Recorded, raw: bytes) -> None:
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        ctype = rec.headers.get("content-type", "")
+        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+        fields: dict[str, bytes] = {}
+        filename = "upload"
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields[str(name)] = part.get_payload(decode=True) or b""
+            filename = part.get_filename() or filename
+        if "file" not in fields or fields.get("purpose") != b"batch":
+            raise _BadRequest("expected a multipart upload with a file and purpose=batch", "file")
+        file_id = "file-" + uuid.uuid4().hex[:24]
+        with self._lock:
+            self._files[file_id] = fields["file"]
+        obj = {"id": file_id, "object": "file", "bytes": len(fields["file"]), "created_at": int(time.time()),
+               "filename": filename, "purpose": "batch", "status": "processed"}  # fmt: skip
+        self._send(h, rec, 200, json.dumps(obj).encode())
+
+    def _openai_batch_create(self, h: _Handler, rec: Recorded) -> None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        data = self._files.get(str(body.get("input_file_id")))
+        if data is None:
+            raise _BadRequest(f"Invalid 'input_file_id': {body.get('input_file_id')!r}.", "input_file_id")
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            raise _BadRequest("FakeAPI batches support endpoint /v1/chat/completions, window 24h", "endpoint")
+        lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        batch = self._batch_new("batch_", "openai", lines)
+        batch.input_file_id = body["input_file_id"]
+        self._send(h, rec, 200, json.dumps(self._openai_batch_json(batch)).encode())
+
+    def _openai_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
+        results = batch.results or {}
+        completed = sum(1 for r in results.values() if r["type"] == "succeeded")
+        failed = sum(1 for r in results.values() if r["type"] == "errored")
+        status = {"ended": "completed"}.get(batch.state, batch.state)
+        return {
+            "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+            "input_file_id": batch.input_file_id, "completion_window": "24h", "status": status,
+            "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
+            "created_at": batch.created_at, "metadata": None,
+            "request_counts": {"total": len(batch.lines), "completed": completed, "failed": failed},
+        }  # fmt: skip
+
+    # ----- Anthropic -----------------------------------------------------------------------
+    def _anthropic_batch_create(self, h: _Handler, rec: Recorded) -> None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise _BadRequest("requests: at least one request is required")
+        ids = [r.get("custom_id") for r in requests]
+        if len(set(ids)) != len(ids) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+            raise _BadRequest("requests: custom_id values must be unique strings of 1 to 64 characters")
+        batch = self._batch_new("msgbatch_", "anthropic", requests)
+        self._send(h, rec, 200, json.dumps(self._anthropic_batch_json(batch, h)).encode())
+
+    def _anthropic_batch_json(self, batch: FakeBatch, h: _Handler) -> dict[str, Any]:
+        results = batch.results or {}
+        counts = {k: 0 for k in ("processing", "succeeded", "errored", "canceled", "expired")}
+        for out in results.values():
+            counts[out["type"]] += 1
+        counts["processing"] = len(batch.lines) - len(results)
+        host = h.headers.get("host", "127.0.0.1")
+        return {
+            "id": batch.id, "type": "message_batch",
+            "processing_status": "in_progress" if batch.results is None else "ended",
+            "request_counts": counts, "created_at": _iso(batch.created_at), "expires_at": _iso(batch.created_at + 86400),
+            "ended_at": None if batch.results is None else _iso(time.time()), "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": None if batch.results is None else f"http://{host}/v1/messages/batches/{batch.id}/results",
+        }  # fmt: skip
+
+    # ----- shared --------------------------------------------------------------------------
+    def _batch_new(self, prefix: str, provider: str, lines: list[dict[str, Any]]) -> FakeBatch:
+        batch = FakeBatch(prefix + uuid.uuid4().hex[:20], provider, lines, time.monotonic(), int(time.time()),
+                          self.batch_delay)  # fmt: skip
+        with self._lock:
+            self._batches[batch.id] = batch
+        return batch
+
+    def _batch_get(self, batch_id: str, provider: str) -> FakeBatch | None:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+        if batch is None or batch.provider != provider:
+            return None
+        batch.retrieves += 1
+        if batch.results is None and time.monotonic() - batch.created >= batch.delay:
+            self._batch_finish(batch, "ended", None)
+        return batch
+
+    def _batch_cancel(self, batch: FakeBatch) -> None:
+        if batch.results is None:
+            self._batch_finish(batch, "cancelled", None)
+
+    def _end_pending(self, state: str, except_when: str | None) -> int:
+        pending = [b for b in self.batches if b.results is None]
+        for batch in pending:
+            self._batch_finish(batch, state, except_when)
+        return len(pending)
+
+    def _batch_finish(self, batch: FakeBatch, state: str, answered_when: str | None) -> None:
+        """Work out every request's outcome: answered, errored, or missing (expired/cancelled)."""
+        results: dict[str, dict[str, Any]] = {}
+        for line in batch.lines:
+            body = line.get("body") if batch.provider == "openai" else line.get("params")
+            text = _last_user_text(body) if isinstance(body, dict) and isinstance(body.get("messages"), list) else ""
+            if state != "ended" and (answered_when is None or answered_when not in text):
+                results[line["custom_id"]] = {"type": "expired" if state == "expired" else "canceled"}
+                continue
+            results[line["custom_id"]] = self._batch_outcome(batch.provider, body, text)
+        with self._lock:
+            batch.state = state
+            batch.results = results
+            if batch.provider == "openai":
+                out = [self._openai_line(cid, r) for cid, r in results.items() if r["type"] == "succeeded"]
+                err = [self._openai_line(cid, r) for cid, r in results.items() if r["type"] != "succeeded"]
+                if out:
+                    batch.output_file_id = "file-" + uuid.uuid4().hex[:24]
+                    self._files[batch.output_file_id] = "".join(json.dumps(x) + "\n" for x in out).encode()
+                if err:
+                    batch.error_file_id = "file-" + uuid.uuid4().hex[:24]
+                    self._files[batch.error_file_id] = "".join(json.dumps(x) + "\n" for x in err).encode()
+
+    def _batch_outcome(self, provider: str, body: Any, text: str) -> dict[str, Any]:
+        fake: Any = self
+        with self._lock:
+            errors = [e for e in self._batch_errors if e.provider in (None, provider) and e.when in text]
+        try:
+            (fake._validate_openai if provider == "openai" else fake._validate_anthropic)(body)
+            if errors:
+                raise _BadRequest(errors[-1].message)
+        except _BadRequest as exc:
+            kind = "invalid_request_error"
+            return {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": str(exc)}}}
+        ans = fake._answer(body, provider, text)
+        if provider == "openai":
+            return {"type": "succeeded", "message": fake._openai_response(body, ans)}
+        return {"type": "succeeded", "message": fake._anthropic_response(body, ans)}
+
+    @staticmethod
+    def _openai_line(custom_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        line: dict[str, Any] = {"id": "batch_req_" + uuid.uuid4().hex[:20], "custom_id": custom_id}
+        if result["type"] == "succeeded":
+            line["response"] = {"status_code": 200, "request_id": "req_" + uuid.uuid4().hex, "body": result["message"]}
+            line["error"] = None
+        elif result["type"] == "errored":
+            message = result["error"]["error"]["message"]
+            line["response"] = {"status_code": 400, "request_id": "req_" + uuid.uuid4().hex,
+                                "body": {"error": {"message": message, "type": "invalid_request_error"}}}  # fmt: skip
+            line["error"] = None
+        else:
+            line["response"] = None
+            code = "batch_expired" if result["type"] == "expired" else "batch_cancelled"
+            line["error"] = {
+                "code": code,
+                "message": f"This request could not be executed before the batch {result['type']}.",
+            }
+        return line
+
+
+def _iso(seconds: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class _Server(ThreadingHTTPServer):
@@ -324,7 +614,7 @@ class _HostileServer:
             pass
 
 
-class FakeAPI(_HostileServer):
+class FakeAPI(_BatchEndpoints, _HostileServer):
     """Imitation OpenAI + Anthropic HTTP API on an ephemeral 127.0.0.1 port; thread-safe.
 
     ``with FakeAPI() as api: openai.OpenAI(api_key="k", base_url=api.openai_base_url)``.
@@ -344,6 +634,7 @@ class FakeAPI(_HostileServer):
         self._in_flight = 0
         #: The most requests that were being handled at one moment (concurrency, without a clock).
         self.peak_in_flight = 0
+        self._batch_init()  # the batch endpoints' state (see _BatchEndpoints)
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeAPI:
@@ -455,6 +746,7 @@ class FakeAPI(_HostileServer):
             self.latency = 0.0
             self.peak_in_flight = 0
             self._clear_hostile()
+        self._batch_init()
 
     # ----- request handling ------------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -484,6 +776,8 @@ class FakeAPI(_HostileServer):
             self._requests.append(rec)
         if self.latency > 0:
             self._stopping.wait(self.latency)
+        if path.startswith(_BATCH_PREFIXES):
+            return self._batch_handle(h, rec, path, raw)
         if path not in MODEL_PATHS or h.command != "POST":
             return self._error(h, rec, 404, f"Unknown request URL: {h.command} {h.path}")
         if self.require_key is not None:
@@ -534,6 +828,8 @@ class FakeAPI(_HostileServer):
     def _fail(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
         if isinstance(flt, _Hostile):
             return self._fail_hostile(h, rec, flt)
+        if flt.kind in ECHO_AUTH_KINDS:
+            return self._fail_echoing_auth(h, rec, flt)
         if flt.kind == "reset":
             h.close_connection = True
             # SO_LINGER 0 makes close() send RST; rfile holds a reference that would defer the close.
@@ -746,6 +1042,13 @@ class FakeAPI(_HostileServer):
             },
         }
 
+    # ----- hostile servers: error bodies that echo the credentials (see ECHO_AUTH_KINDS) -----
+    def _fail_echoing_auth(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        status = int(flt.kind.split("-", 1)[0])
+        names = ("authorization", "x-api-key")
+        sent = "; ".join(f"{name}: {rec.headers[name]}" for name in names if name in rec.headers)
+        self._error(h, rec, status, f"Request rejected (injected). Headers received: {sent or 'none'}")
+
     def _responses_response(self, body: dict[str, Any], ans: dict[str, Any]) -> dict[str, Any]:
         tools = ([ans["tool"]] if ans.get("tool") else []) + list(ans.get("tools") or [])
         output: list[dict[str, Any]] = []
@@ -884,3 +1187,10 @@ def _responses_events(body: dict[str, Any], payload: dict[str, Any]) -> bytes:
         out.append(event("response.output_item.done", output_index=i, item=item))
     out.append(event("response.completed", response=payload))
     return b"".join(out)
+
+
+#: Faults whose error body repeats the request's ``Authorization`` / ``x-api-key`` header, as
+#: some proxies and self-hosted servers do on a rejected key or a bad request.
+ECHO_AUTH_KINDS = frozenset({"401-echo-auth", "400-echo-auth"})
+FAULT_KINDS = FAULT_KINDS | ECHO_AUTH_KINDS
+__all__ += ["ECHO_AUTH_KINDS"]

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 from fakeapi import FakeAPI
 
-ASYNC_APP = '''
+ASYNC_APP = """
 import anthropic
 import openai
 
@@ -40,7 +40,7 @@ async def claude_stream(text):
 async def respond(text):
     reply = await client.responses.create(model="gpt-4o-mini", input=text)
     return reply.output_text
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -107,9 +107,7 @@ def test_concurrent_awaits_are_in_flight_together(pytester: pytest.Pytester, fak
             assert answers == {i: f"echo: q{i}" for i in range(6)}
         """
     )
-    pytester.runpytest("--llmeval-model", "openai:gpt-4o-mini", "--llmeval-concurrency", "8").assert_outcomes(
-        passed=1
-    )
+    pytester.runpytest("--llmeval-model", "openai:gpt-4o-mini", "--llmeval-concurrency", "8").assert_outcomes(passed=1)
     assert fake_api.count() == 6
     assert fake_api.peak_in_flight >= 3
 

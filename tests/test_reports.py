@@ -57,7 +57,9 @@ def test_junit_report_has_one_suite_per_model_and_validates(
 ) -> None:
     write_eval(pytester, n=5, marker="min_pass_rate=0.7")
     script(fake_api, lambda i, model: i < 4 if model.startswith("gpt") else i < 2)
-    result = pytester.runpytest(*TWO_MODELS, "--llmeval-report", "reports/llmeval.xml")
+    # Tolerated failures as <failure>s (the default writes them as passed: see test_junit.py).
+    args = ("--llmeval-report", "reports/llmeval.xml", "--llmeval-report-tolerated=failure")
+    result = pytester.runpytest(*TWO_MODELS, *args)
     assert result.ret == 1  # anthropic: 2/5 < 0.7
     path = pytester.path / "reports" / "llmeval.xml"
     root = ET.parse(path).getroot()

@@ -41,6 +41,7 @@ class CallerStats:
     retries: int = 0
     errors: int = 0
     rate_limited: int = 0  # 429 answers, retried or not
+    batched: int = 0  # calls answered through a provider's batch API (--llmeval-batch)
     cost_usd: float = 0.0  # estimated spend of the calls made in this run
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -70,6 +71,7 @@ class _Prefetched:
 
     cost_usd: float
     latency_s: float
+    batch_id: str | None = None  # answered through this provider batch (--llmeval-batch)
 
 
 class Caller:
@@ -210,14 +212,18 @@ class Caller:
             latency = time.perf_counter() - started
             if error is not None:
                 self._log(request, key, test_id, role, tags, None, latency, cached=False, error=error)
+        batch_id = None
         if prefetched is not None:
             # Fetched by the planning pass for this test: reported as the live call it was.
-            cost, latency = prefetched.cost_usd, prefetched.latency_s
+            cost, latency, batch_id = prefetched.cost_usd, prefetched.latency_s, prefetched.batch_id
         completion = Completion.from_dict(stored, cached=cached, latency_s=latency, key=key, cost_usd=cost)
         with self.stats.lock:
             self.stats.calls += 1
             self.stats.hits += int(cached)
-        self._log(request, key, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost)
+            self.stats.batched += int(batch_id is not None)
+        self._log(
+            request, key, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost, batch_id=batch_id
+        )
         record_call(
             CallInfo(
                 key=key,
@@ -229,6 +235,7 @@ class Caller:
                 cached_input_tokens=completion.usage.cached_input_tokens,
                 cost_usd=cost,
                 role=role,
+                batch_id=batch_id,
             )
         )
         return completion
@@ -277,6 +284,33 @@ class Caller:
             return False
         self._prefetched[key] = _Prefetched(cost_usd=cost, latency_s=float(stored.get("latency_s") or 0.0))
         return True
+
+    def accept_batch_answer(
+        self, request: Request, stored: dict[str, Any], *, cost_usd: float, batch_id: str, key: str | None = None
+    ) -> None:
+        """An answer that came through a provider's batch API (calls/batch.py): kept and stored
+        as if called live; the first real call of it reports it with its batch cost and id."""
+        key = key or request.key
+        with self._closing:
+            if self.closed:
+                return
+            self._fresh[key] = stored
+            if self.mode != "off":
+                self.store.put(key, request.key_payload(), stored)
+        try:
+            reservation = self.budget.reserve(request.model)
+        except BudgetExceededError:
+            reservation = None  # already paid for: counted in the stats all the same
+        if reservation is not None:
+            self.budget.settle(reservation, cost_usd)
+        with self.stats.lock:
+            self.stats.cost_usd += cost_usd
+        self._prefetched[key] = _Prefetched(cost_usd, float(stored.get("latency_s") or 0.0), batch_id)
+
+    def fail_planned(self, key: str, error: LLMEvalError) -> None:
+        """A planned request failed for this run (a batch error, a batch still pending): its
+        real call raises ``error`` instead of calling the model."""
+        self._failed[key] = error
 
     def expect(self, key: str, future: Future[bool]) -> None:
         """The planning pass is fetching ``key``: a call of it waits for ``future`` first."""
@@ -380,12 +414,15 @@ class Caller:
         cached: bool,
         cost: float = 0.0,
         error: str | None = None,
+        batch_id: str | None = None,
     ) -> None:
         from pytest_llmeval.store.db import now_iso
 
         usage = (response or {}).get("usage") or {}
+        extra = {"batch_id": batch_id} if batch_id is not None else {}
         self.store.log_call(
             {
+                **extra,
                 "run_id": self.run_id,
                 "ts": now_iso(),
                 "test_id": test_id,

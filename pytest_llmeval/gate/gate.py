@@ -32,6 +32,7 @@ from pytest_llmeval.gate.results import (
     sort_cases,
 )
 from pytest_llmeval.gate.stats import mcnemar_exact
+from pytest_llmeval.store.redaction import redact_data
 
 if TYPE_CHECKING:
     from pytest_llmeval.settings import Settings
@@ -198,7 +199,7 @@ class RunGate:
             reasons=reasons,
             run_id=run_id,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            pytest_args=list(self.config.invocation_params.args),
+            pytest_args=redact_data(list(self.config.invocation_params.args)),  # a model URL may hold a key
             baseline=baseline_section,
             non_eval_failures=self.non_eval_failures,
             tallies=self.tallies(own_tallies),
@@ -235,7 +236,9 @@ class RunGate:
         s = self.settings
         targets = [
             ReportTarget("json", s.json_path, "--llmeval-json"),
-            ReportTarget("junit", s.report_path, "--llmeval-report"),
+            ReportTarget(
+                "junit", s.report_path, "--llmeval-report", {"strict": s.report_strict, "tolerated": s.report_tolerated}
+            ),
             ReportTarget("markdown", s.markdown_path, "--llmeval-markdown"),
             ReportTarget("html", s.html_path, "--llmeval-html"),
         ]

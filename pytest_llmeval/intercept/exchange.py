@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_llmeval.errors import ProviderError
-from pytest_llmeval.models import KEY_VERSION, ModelSpec, Request
+from pytest_llmeval.models import KEY_VERSION, ModelSpec, Request, StoredCompletion, StoredToolCall
 
 __all__ = ["InterceptedRequest", "HttpExchange", "completion_fields", "KEPT_HEADERS"]
 
@@ -146,7 +146,7 @@ def _status_error(spec: ModelSpec, endpoint: str, status: int, headers: Any, dat
 # -- reading a completion out of a response -----------------------------------------------
 def completion_fields(
     api: str, spec: ModelSpec, *, body: dict[str, Any] | None = None, sse: str | None = None
-) -> dict[str, Any]:
+) -> StoredCompletion:
     """The :class:`~pytest_llmeval.models.Completion` dict of a JSON body or an SSE stream.
 
     An answer without content (no choices, no output, an error event) is a retryable
@@ -166,14 +166,14 @@ def completion_fields(
     return parse_json_reply(parse, body, spec, spec.base_url or "the app's endpoint")
 
 
-def _parse_responses(data: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+def _parse_responses(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     if data.get("error"):
         raise ProviderError(f"{spec}: the response carries an error: {data['error']}", retryable=True)
     output = data.get("output")
     if not isinstance(output, list):
         raise ProviderError(f"{spec}: the response has no output", retryable=True)
     text: list[str] = []
-    tool_calls: list[dict[str, Any]] = []
+    tool_calls: list[StoredToolCall] = []
     refusal = None
     for item in output:
         kind = item.get("type")

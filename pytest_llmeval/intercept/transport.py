@@ -39,6 +39,7 @@ from pytest_llmeval.errors import CacheMissError, LLMEvalError, ProviderError
 from pytest_llmeval.intercept.exchange import HttpExchange, InterceptedRequest, keyed_headers, messages_of
 from pytest_llmeval.intercept.routing import classify, route
 from pytest_llmeval.recording import current_record, reset_current, set_current
+from pytest_llmeval.store.redaction import PLACEHOLDER_KEYS
 
 if TYPE_CHECKING:
     from pytest_llmeval.calls.caller import Caller
@@ -47,13 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Interceptor", "Scope", "PLACEHOLDER_KEYS"]
 
-#: Supplied for the run when no key is set (under ``--llmeval-cache=replay``, or ``use`` with ini
-#: ``llmeval_intercept = true``), so an SDK client made at import time still constructs. It is
-#: never sent: stripped from the plugin's own and forwarded calls, any other request refused.
-PLACEHOLDER_KEYS = {
-    "OPENAI_API_KEY": "sk-llmeval-replay-placeholder-never-sent",
-    "ANTHROPIC_API_KEY": "sk-ant-llmeval-replay-placeholder-never-sent",
-}
 _PLACEHOLDER_VALUES = frozenset(PLACEHOLDER_KEYS.values())
 
 
@@ -120,8 +114,8 @@ class Interceptor:
 
             send.__doc__ = sync_send.__doc__
             asend.__doc__ = async_send.__doc__
-            httpx2.Client.send = send  # type: ignore[method-assign]
-            httpx2.AsyncClient.send = asend  # type: ignore[method-assign]
+            httpx2.Client.send = send  # type: ignore[method-assign,assignment]
+            httpx2.AsyncClient.send = asend  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         """Put ``send`` back and remove the placeholder keys (the end of the run)."""

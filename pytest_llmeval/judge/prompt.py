@@ -5,10 +5,13 @@ Every value placed in the prompt (the output under test, the task, criteria, ref
 expert answers) is a *data block* ``<submission-NONCE> ... </submission-NONCE>``, where
 NONCE is a hash of the whole prompt's content (deterministic, so the request and its cache
 key are too, yet not predictable by the text inside). Inside a block ``&``, ``<`` and ``>``
-are escaped and a colon or ``=`` after a verdict-like word (``verdict``, ``score``...) is
-written as an entity, so the output under test cannot close its block, open another, or
-carry a line that reads as a verdict. The fixed system prompt tells the judge that blocks
-are data.
+are escaped and every colon or ``=`` after a verdict-like word (``verdict``, ``score``...)
+is written as an entity, so the output under test cannot close its block, open another, or
+carry a line or a JSON key that reads as a verdict. Words are found as a model reads them
+(:mod:`pytest_llmeval.judge.lookalike`): whatever punctuation or markdown surrounds or splits
+them, in any case, in look-alike letters (fullwidth, Cyrillic or Greek homoglyphs,
+mathematical letters), with invisible characters inside, or spelled with ``\\uXXXX`` escapes.
+The fixed system prompt tells the judge that blocks are data.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmeval.errors import ConfigError
+from pytest_llmeval.judge.lookalike import skeleton
 from pytest_llmeval.judge.templates import OUTPUT_INSTRUCTIONS, PROMPT_VERSION, TOOL_NAME, system_prompt
 from pytest_llmeval.models import ModelSpec, canonical_json
 
@@ -47,9 +51,10 @@ _BLOCKS = {
 _PLACEHOLDERS = (*_BLOCKS, "choices")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-# A colon or equals sign after a word our verdict format uses, possibly behind quotes or
-# markdown: `VERDICT: PASS`, `"verdict": "PASS"`, `**Score** = 1`, `\"verdict\":`.
-_VERDICT_WORD = re.compile(r"(?i)\b(verdict|reasoning|label|choice|grade|score)\b([\s\"'`*_\\]*)([:=])")
+# The words of our verdict formats (the text line and the JSON keys) and their neighbours a
+# judge might take for one, matched in the folded text (see lookalike.skeleton).
+_VERDICT_WORD = re.compile(r"(?=(verdict|reasoning|label|choice|grade|score))")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _PROVIDER_MODES = {"openai": "json", "anthropic": "tool", "local": "json"}  # local: grammar-constrained JSON
 
 
@@ -57,11 +62,36 @@ def neutralise(text: str) -> str:
     """``text`` made safe to place inside a data block.
 
     ``&``, ``<`` and ``>`` become entities, so no tag (real, fake, or our own with a guessed
-    suffix) can appear; a ``:`` or ``=`` after a verdict-like word becomes ``&#58;`` or
-    ``&#61;``, so a judge quoting the text cannot thereby write a verdict line or JSON key.
+    suffix) can appear. After a verdict-like word, every colon or equals sign (or a look-alike
+    of one) becomes a numeric entity (``&#58;``, ``&#61;``...): on the rest of the word's line,
+    and beyond line breaks while only punctuation follows (``"verdict"\\n: "PASS"`` is JSON).
+    So a judge quoting or reading the text finds no verdict line and no JSON verdict key in
+    it, however the word is disguised.
     """
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _VERDICT_WORD.sub(lambda m: m.group(1) + m.group(2) + ("&#58;" if m.group(3) == ":" else "&#61;"), text)
+    folded, origin = skeleton(text)
+    ends = {m.start() + len(m.group(1)) for m in _VERDICT_WORD.finditer(folded)}
+    escape: set[int] = set()
+    armed = seen_text = False
+    for j, char in enumerate(folded):
+        if j in ends:
+            armed, seen_text = True, False
+        if not armed:
+            continue
+        if char in ":=":
+            escape.add(origin[j])
+        elif char == "\n":
+            # A new line that starts with words is a new statement; only punctuation
+            # (a JSON key's colon on the next line) keeps the word's reach.
+            armed = not seen_text
+        else:
+            seen_text = True
+    out = []
+    for i, char in enumerate(text):
+        if i in escape:
+            out.append(f"&#{ord(char)};")
+        else:
+            out.append(_ENTITIES.get(char, char))
+    return "".join(out)
 
 
 def template_placeholders(template: str) -> set[str]:

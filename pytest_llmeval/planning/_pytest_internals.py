@@ -11,7 +11,10 @@ without reports. pytest has no public API for that, so this module reaches into:
 - pluggy's ``HookCaller._remove_plugins`` and ``PluginManager.subset_hook_caller``: the
   per-phase hooks without the capture plugin's (which only feed reports);
 - the ``capturemanager`` plugin's global capture, resumed around a whole planning pass;
-- ``TerminalReporter.isatty``, an attribute before pytest 8.1 and a method since.
+- ``TerminalReporter.isatty``, an attribute before pytest 8.1 and a method since;
+- ``junitxml``'s ``xml_key``, ``LogXML.node_reporters`` / ``stats`` and ``_NodeReporter.nodes``:
+  pytest writes ``<error>`` only for setup and teardown failures, so a machinery error in
+  the call phase is turned from ``<failure>`` into ``<error>`` after pytest recorded it.
 
 :func:`unsupported` names what is missing on a pytest or pluggy this module does not know;
 the planner then switches itself off with one warning and tests make their calls one at a
@@ -36,6 +39,7 @@ __all__ = [
     "teardown_towards",
     "quiet_capture",
     "reporter_isatty",
+    "junitxml_failure_to_error",
 ]
 
 #: pytest releases (major, minor) whose internals this module was tested against, inclusive.
@@ -190,3 +194,27 @@ def reporter_isatty(reporter: Any) -> bool:
     before pytest 8.1 and a method since."""
     isatty = getattr(reporter, "isatty", False)
     return bool(isatty() if callable(isatty) else isatty)
+
+
+def junitxml_failure_to_error(config: pytest.Config, report: pytest.TestReport) -> bool:
+    """Make the ``<failure>`` that pytest's ``--junitxml`` wrote for ``report`` an ``<error>``
+    (counted as one); call it after pytest's own ``pytest_runtest_logreport``. ``False`` when
+    there is no such file or this pytest's internals differ: the file keeps its failure."""
+    try:
+        from _pytest.junitxml import xml_key
+
+        xml = config.stash.get(xml_key, None)
+        if xml is None:
+            return False
+        reporter = xml.node_reporters.get((report.nodeid, getattr(report, "node", None)))
+        if reporter is None:
+            return False
+        for node in reporter.nodes:
+            if node.tag == "failure":
+                node.tag = "error"
+                xml.stats["failure"] -= 1
+                xml.stats["error"] += 1
+                return True
+    except (ImportError, AttributeError, KeyError, TypeError):
+        pass
+    return False

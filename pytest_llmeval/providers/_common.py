@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from pytest_llmeval.errors import ProviderError
 from pytest_llmeval.models import ModelSpec, StoredCompletion
+from pytest_llmeval.store import redaction
+from pytest_llmeval.store.redaction import secrets_in_url, without_credentials
 
 T = TypeVar("T")
 
@@ -40,8 +42,21 @@ def translate_sdk_error(exc: BaseException, *, model: str, endpoint: str) -> Pro
 
     Both SDKs share one exception layout (``APIStatusError`` with ``status_code`` and
     ``response``, ``APIConnectionError``, ``APITimeoutError``), so duck typing covers both.
-    The message never includes request headers, where the API key lives.
+    The message never includes request headers, where the API key lives, and no secret the
+    run knows, nor the endpoint's own credentials, survives in it: a server's error body
+    may echo the ``Authorization`` header.
     """
+    secrets = secrets_in_url(endpoint)
+    endpoint = without_credentials(endpoint)
+    error = _translate(exc, model=model, endpoint=endpoint)
+    redactor = redaction.Redactor(redaction.current().secrets | set(secrets))
+    return ProviderError(
+        redactor.redact(str(error)), retryable=error.retryable, retry_after=error.retry_after, status=error.status
+    )
+
+
+def _translate(exc: BaseException, *, model: str, endpoint: str) -> ProviderError:
+    """The error before redaction (its message may echo a key: never raise it as it is)."""
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):

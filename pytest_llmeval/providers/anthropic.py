@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from pytest_llmeval.errors import ConfigError, ProviderError
+from pytest_llmeval.errors import ConfigError, MissingKeyError
 from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
 from pytest_llmeval.providers._common import (
     parse_json_reply,
@@ -37,9 +37,11 @@ class AnthropicProvider:
             if self._client is None:
                 key = os.environ.get("ANTHROPIC_API_KEY", "")
                 if not key:
-                    raise ProviderError(
+                    raise MissingKeyError(
                         f"{self.spec}: ANTHROPIC_API_KEY is not set. Set it, or replay "
-                        "recorded answers with --llmeval-cache=replay."
+                        "recorded answers with --llmeval-cache=replay.",
+                        model=str(self.spec),
+                        variable="ANTHROPIC_API_KEY",
                     )
                 import anthropic  # lazy: over a second to import
 

@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from pytest_llmeval.errors import ProviderError
+from pytest_llmeval.errors import MissingKeyError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall, StoredUsage
 from pytest_llmeval.providers._common import (
     content_text,
@@ -41,10 +41,12 @@ class OpenAIProvider:
             if self._client is None:
                 key = os.environ.get("OPENAI_API_KEY", "")
                 if not key and self.spec.base_url is None:
-                    raise ProviderError(
+                    raise MissingKeyError(
                         f"{self.spec}: OPENAI_API_KEY is not set. Set it, or replay recorded "
                         "answers with --llmeval-cache=replay, or name a local server as "
-                        "openai:MODEL@http://host:port/v1 (no key needed)."
+                        "openai:MODEL@http://host:port/v1 (no key needed).",
+                        model=str(self.spec),
+                        variable="OPENAI_API_KEY",
                     )
                 import openai  # lazy: about half a second, paid only when OpenAI is called
 

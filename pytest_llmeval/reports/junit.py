@@ -11,6 +11,21 @@ Layout (the Jenkins ``junit-10.xsd`` structure, plus ``<properties>`` inside
           <failure message type>  or  <error message type>
           <system-out>  the model's output (shortened)
 
+A failed case of an eval that meets its threshold is *tolerated*: the gate passes, so by
+default (``tolerated="passed"``, ``--llmeval-report-tolerated=passed``) its testcase has no
+``<failure>`` (Jenkins would mark the build UNSTABLE, pytest-html would show red on a passing
+run); the properties ``llmeval.tolerated=true`` and ``llmeval.outcome=failed`` and a line in
+``<system-err>`` (strict mode: the first line of ``<system-out>``) say it failed and why. ``tolerated="failure"`` writes a ``<failure>``
+as for any failed case. Machinery errors (provider, judge, cache miss, budget, timeout) are
+always ``<error>``, never ``<failure>``.
+
+Strict mode (``strict=True``, ``--llmeval-report-strict``) is valid against Jenkins'
+``junit-10.xsd``: a testcase then has no ``<properties>``, its data is written as
+``name=value`` lines at the top of its ``<system-out>``; suite property names are unique
+across the whole file (``llmeval.eval.EVAL@MODEL.pass_rate``; the run's own properties only
+in the first suite), since some parsers (xunitparser) merge every suite's properties into
+one mapping and reject a repeated name.
+
 Whatever the model wrote, the file is well-formed XML 1.0: characters XML cannot carry
 (NUL, escape codes, lone surrogates) are written as visible ``\\xNN`` / ``\\uNNNN``
 escapes, and long texts are cut to a fixed size.
@@ -130,8 +145,25 @@ def _failure_text(case: CaseEntry) -> tuple[str, str]:
     return lines[0], "\n".join(lines)
 
 
-def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> bytes:
-    """The report as UTF-8 bytes, one ``<testsuite>`` per model."""
+def _tolerated_ids(results: ResultsDocument) -> set[tuple[str, str]]:
+    """(eval, model) of the evals that meet their threshold: their failed cases are tolerated."""
+    return {
+        (ev["eval"], ev.get("model") or NO_MODEL) for ev in results.get("evals") or [] if ev.get("verdict") == "pass"
+    }
+
+
+def render_junit(
+    results: ResultsDocument, *, hostname: str | None = None, strict: bool = False, tolerated: str = "passed"
+) -> bytes:
+    """The report as UTF-8 bytes, one ``<testsuite>`` per model (see the module doc for
+    ``strict`` and ``tolerated``: ``"passed"`` or ``"failure"``)."""
+    if tolerated not in ("passed", "failure"):
+        raise ValueError(f"tolerated must be 'passed' or 'failure', got {tolerated!r}")
+    passing_evals = _tolerated_ids(results)
+
+    def is_tolerated(case: CaseEntry) -> bool:
+        return case["outcome"] == "failed" and (case["eval"], case.get("model") or NO_MODEL) in passing_evals
+
     import xml.etree.ElementTree as ET  # lazily: importing the plugin stays cheap
 
     evals_by_model: dict[str, list[EvalEntry]] = defaultdict(list)
@@ -149,7 +181,8 @@ def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> by
     totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
     for model in sorted(set(evals_by_model) | set(cases_by_model)):
         cases = cases_by_model.get(model, [])
-        failures = sum(c["outcome"] == "failed" for c in cases)
+        failures = sum(c["outcome"] == "failed" and not (tolerated == "passed" and is_tolerated(c)) for c in cases)
+        first_suite = not len(root)
         errors = sum(c["outcome"] == "error" for c in cases)
         time_s = sum(float(c.get("duration_s") or 0.0) for c in cases)
         suite = ET.SubElement(
@@ -165,11 +198,15 @@ def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> by
             hostname=xml_safe(host),
         )
         props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="llmeval.model", value=xml_safe(model))
-        ET.SubElement(props, "property", name="llmeval.run_id", value=xml_safe(results.get("run_id") or ""))
-        ET.SubElement(props, "property", name="llmeval.passed", value=_num(bool(results.get("passed"))))
+        if not strict:
+            ET.SubElement(props, "property", name="llmeval.model", value=xml_safe(model))
+        if not strict or first_suite:
+            ET.SubElement(props, "property", name="llmeval.run_id", value=xml_safe(results.get("run_id") or ""))
+            ET.SubElement(props, "property", name="llmeval.passed", value=_num(bool(results.get("passed"))))
         for ev in evals_by_model.get(model, []):
             prefix = f"llmeval.eval.{xml_safe(ev['eval'])}"
+            if strict:
+                prefix += f"@{xml_safe(model)}"
             items: list[tuple[str, Any]] = [
                 ("pass_rate", ev["pass_rate"]),
                 ("ci_low", ev.get("ci_low", 0.0)),
@@ -204,19 +241,45 @@ def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> by
                 name=xml_safe(name),
                 time=f"{float(case.get('duration_s') or 0.0):.3f}",
             )
-            cprops = ET.SubElement(testcase, "properties")
-            for pname, pvalue in _case_properties(case):
-                ET.SubElement(cprops, "property", name=xml_safe(pname), value=xml_safe(pvalue, PROPERTY_CAP))
-            if case["outcome"] in ("failed", "error"):
+            case_props = _case_properties(case)
+            tolerated_case = is_tolerated(case)
+            if tolerated_case:
+                case_props.append(("llmeval.tolerated", "true"))
+            if not strict:
+                cprops = ET.SubElement(testcase, "properties")
+                for pname, pvalue in case_props:
+                    ET.SubElement(cprops, "property", name=xml_safe(pname), value=xml_safe(pvalue, PROPERTY_CAP))
+            out_lines: list[str] = []
+            if case["outcome"] == "error" or (
+                case["outcome"] == "failed" and not (tolerated_case and tolerated == "passed")
+            ):
                 message, text = _failure_text(case)
                 tag = "failure" if case["outcome"] == "failed" else "error"
                 kind = "llmeval.failed" if tag == "failure" else "llmeval.error"
                 element = ET.SubElement(testcase, tag, message=xml_safe(message, MESSAGE_CAP), type=kind)
                 element.text = xml_safe(text, TEXT_CAP)
+            note = None
+            if tolerated_case and tolerated == "passed" and case["outcome"] == "failed":
+                message, _ = _failure_text(case)
+                note = (
+                    "llmeval: this case FAILED; tolerated because its eval meets min_pass_rate "
+                    f"{float(case.get('threshold') or 0.0):.1%}: {xml_safe(message, MESSAGE_CAP)}"
+                )
+                if strict:
+                    out_lines.append(note)  # strict readers may show only <system-out>
+            if strict:
+                out_lines += [f"{xml_safe(n)}={xml_safe(v, PROPERTY_CAP)}" for n, v in case_props]
             output = case.get("output")
             if isinstance(output, str) and output:
+                if out_lines:
+                    out_lines.append("")  # the data, a blank line, then the model's output
+                out_lines.append(xml_safe(output, OUTPUT_CAP))
+            if out_lines:
                 out = ET.SubElement(testcase, "system-out")
-                out.text = xml_safe(output, OUTPUT_CAP)
+                out.text = "\n".join(out_lines)
+            if note is not None and not strict:
+                # <system-out> stays the model's output alone; the note goes beside it.
+                ET.SubElement(testcase, "system-err").text = note
         totals["tests"] += len(cases)
         totals["failures"] += failures
         totals["errors"] += errors
@@ -229,9 +292,11 @@ def render_junit(results: ResultsDocument, *, hostname: str | None = None) -> by
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def write_junit(results: ResultsDocument, path: str | os.PathLike[str]) -> None:
+def write_junit(
+    results: ResultsDocument, path: str | os.PathLike[str], *, strict: bool = False, tolerated: str = "passed"
+) -> None:
     """Write the JUnit XML report of ``results`` to ``path`` (parents created)."""
     target = Path(path)
-    data = render_junit(results)
+    data = render_junit(results, strict=strict, tolerated=tolerated)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)

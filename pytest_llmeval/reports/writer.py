@@ -31,34 +31,36 @@ class ReportTarget(NamedTuple):
     kind: ReportKind
     path: str | os.PathLike[str] | None
     option: str
+    #: Keyword arguments of the report's writer (``strict``, ``tolerated`` for JUnit).
+    options: Mapping[str, Any] = {}  # noqa: RUF012 - never mutated
 
 
-def _json(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None) -> None:
+def _json(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None, **options: Any) -> None:
     from pytest_llmeval.reports.json import write_json
 
     write_json(results, path)
 
 
-def _junit(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None) -> None:
+def _junit(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None, **options: Any) -> None:
     from pytest_llmeval.reports.junit import write_junit
 
-    write_junit(results, path)
+    write_junit(results, path, **options)
 
 
-def _markdown(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None) -> None:
+def _markdown(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None, **options: Any) -> None:
     from pytest_llmeval.reports.markdown import write_markdown
 
     write_markdown(results, path)
 
 
-def _html(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None) -> None:
+def _html(results: ResultsDocument, path: Path, baseline: Mapping[str, Any] | None, **options: Any) -> None:
     from pytest_llmeval.reports.html.render import write_html
 
     write_html(results, path, baseline)
 
 
 # Each report module is imported only when its report is asked for: most runs write none.
-_WRITERS: dict[str, Callable[[ResultsDocument, Path, Mapping[str, Any] | None], None]] = {
+_WRITERS: dict[str, Callable[..., None]] = {
     "json": _json,
     "junit": _junit,
     "markdown": _markdown,
@@ -85,7 +87,7 @@ def write_reports(
         if write is None:
             raise ValueError(f"unknown report kind {target.kind!r}; expected one of {', '.join(REPORT_KINDS)}")
         try:
-            write(results, Path(target.path), baseline)
+            write(results, Path(target.path), baseline, **target.options)
         except (OSError, ImportError, ValueError) as exc:
             errors.append(f"{target.option} {target.path}: could not write the report: {type(exc).__name__}: {exc}")
     return errors

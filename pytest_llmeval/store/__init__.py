@@ -18,6 +18,19 @@ Plain SQL answers questions about past runs, e.g. what a model said for a test::
 
 from __future__ import annotations
 
-from pytest_llmeval.store.db import Store, StoreError, StoreWarning, now_iso, to_iso_utc
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_llmeval.store.db import Store, StoreError, StoreWarning, now_iso, to_iso_utc
 
 __all__ = ["Store", "StoreError", "StoreWarning", "now_iso", "to_iso_utc"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the plugin imports store.redaction at start-up, and sqlite3 is paid only by
+    # runs that open the store.
+    if name in __all__:
+        from pytest_llmeval.store import db
+
+        return getattr(db, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
