@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from pytest_llmeval.errors import ConfigError, MissingKeyError
+from pytest_llmeval.errors import ConfigError, MissingKeyError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
 from pytest_llmeval.providers._common import (
     parse_json_reply,
