@@ -530,6 +530,9 @@ class _HostileServer:
 
     def _clear_hostile(self) -> None:
         self._outage_list().clear()
+        # Answers still being drip-fed stop: a client thread that gave up at its deadline may
+        # still be reading, and the next test must not see that request in flight.
+        self.__dict__["_epoch"] = self.__dict__.get("_epoch", 0) + 1
 
     def _fail_hostile(self, h: _Handler, rec: Recorded, flt: _Hostile) -> None:
         fake: Any = self  # the FakeAPI this is mixed into
@@ -604,9 +607,10 @@ class _HostileServer:
         wire = head.encode() + data
         h.close_connection = True
         rec.status = 200
+        epoch = self.__dict__.get("_epoch", 0)
         try:
             for i in range(len(wire)):
-                if self._stopping.wait(interval):
+                if self._stopping.wait(interval) or self.__dict__.get("_epoch", 0) != epoch:
                     return
                 h.wfile.write(wire[i : i + 1])
                 h.wfile.flush()
