@@ -72,7 +72,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         type=float,
         metavar="SECONDS",
-        help="Timeout of one model request. Default: 60.",
+        help="Deadline of one model call, all its attempts and waits included. Default: 60.",
     )
     add(
         "--llmeval-retries",
@@ -198,7 +198,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
     parser.addini("llmeval_recordings", "Committed recordings (cache export JSONL), relative to the rootdir: "
                   "imported into the cache at the start of every run.", default="")  # fmt: skip
-    parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
+    parser.addini("llmeval_timeout", "Deadline of one model call in seconds, all its attempts included.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
     parser.addini("llmeval_retries", "Retries of a rate-limited or failed request.", default="")
     parser.addini("llmeval_alpha", "Significance level of the baseline test.", default="")

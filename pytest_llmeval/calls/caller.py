@@ -14,7 +14,7 @@ from pytest_llmeval.calls.budget import Budget
 from pytest_llmeval.calls.pricing import estimate_cost
 from pytest_llmeval.calls.ratelimit import RateLimiters
 from pytest_llmeval.calls.registry import ProviderRegistry
-from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
+from pytest_llmeval.calls.retry import Deadline, RetryPolicy, call_with_retries
 from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
 from pytest_llmeval.models import CacheMode, Completion, Request, Usage, canonical_json
 from pytest_llmeval.recording import CallInfo, record_call
@@ -123,7 +123,8 @@ class Caller:
         # run, and a repeat of it in the same run (the planning pass, or a rerun) reads this.
         self._fresh: dict[str, dict[str, Any]] = {}
         self.budget = Budget(max_cost, prices)
-        self.limiters = RateLimiters(concurrency)
+        # An endpoint that fails every attempt for a whole deadline is given up for the run.
+        self.limiters = RateLimiters(concurrency, give_up_after_s=self.retry.timeout_s)
         # The planning pass attaches itself here (planning/planner.py); while it runs a test
         # body for planning, its context answers what it can and stops at the first miss.
         self.planner: PlanningSource | None = None
@@ -136,6 +137,9 @@ class Caller:
         self._failed: dict[str, LLMEvalError] = {}
         # Calls the planning pass has in flight: a test that needs one waits for it.
         self._inflight: dict[str, Future[bool]] = {}
+        # How each judge model asks for its verdict once its server rejected a response format
+        # (judge/judge.py): a run-level fact, learnt once.
+        self.judge_modes: dict[str, str] = {}
         self.closed = False
         self._closing = threading.Lock()  # close() against a late answer being stored
 
@@ -367,16 +371,21 @@ class Caller:
 
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
         first_attempt: list[float] = []
+        # One deadline for the call: every attempt gets what is left of it (see calls/retry.py).
+        deadline = Deadline(self.retry.timeout_s)
 
         def once() -> dict[str, Any]:
             if self.closed:
                 raise ProviderError(f"{request.model}: the run ended before this call was made")
+            remaining = deadline.remaining()
             started = time.perf_counter()
             if not first_attempt:
                 first_attempt.append(started)
             own = PLUGIN_CALL.set(True)
             try:
-                result = provider.complete(request, timeout=self.timeout_s)
+                # The provider runs the request in its own thread (providers/_common.within):
+                # context variables such as PLUGIN_CALL go with it.
+                result = provider.complete(request, timeout=self.timeout_s if remaining is None else remaining)
             finally:
                 PLUGIN_CALL.reset(own)
             result = dict(result)
@@ -400,12 +409,11 @@ class Caller:
 
         endpoint = getattr(provider, "endpoint", "") or request.endpoint
         limiter = self.limiters.get(f"{request.model.provider} {endpoint}")
-        if limiter.broken is not None:
-            raise ProviderError(
-                f"{limiter.broken} [not tried again: every call to {endpoint or request.model} "
-                "has failed so far in this run]"
-            )
-        return call_with_retries(once, self.retry, on_retry=count_retry, gate=limiter)
+        # The limiter refuses calls to an endpoint that cannot answer them (a rejected key,
+        # an exhausted quota, down for a whole deadline), each with its own message.
+        return call_with_retries(
+            once, self.retry, on_retry=count_retry, gate=limiter, deadline=deadline, name=str(request.model)
+        )
 
     # -- budget (--llmeval-max-cost, calls/budget.py) --------------------------------------
     @property
