@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeAPI", "FakeBatch", "Recorded", "FAULT_KINDS"]
+__all__ = ["FakeAPI", "FakeBatch", "Recorded", "FAULT_KINDS", "HOSTILE_KINDS"]
 
 MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/v1/responses": "openai"}
 FAULT_KINDS = frozenset({"429", "500", "503", "529", "400", "timeout", "reset", "garbage", "html"})
@@ -440,7 +440,185 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_GET
 
 
-class FakeAPI(_BatchEndpoints):
+# ----- hostile servers (issue 15): empty 200s, outages, drip-feeding, quota and auth errors -----
+# One block, mixed into FakeAPI: the fault machinery below reaches it through three one-line
+# hooks (FakeAPI._take_fault, FakeAPI._fail, FakeAPI.clear).
+
+#: What :meth:`FakeAPI.hostile` can make the next matching requests get.
+HOSTILE_KINDS = frozenset(
+    {
+        "empty",  # 200 with `{}`
+        "no-content",  # 200; OpenAI `choices: []`, Anthropic `content: []`
+        "null-content",  # 200; OpenAI `message.content: null` (no tool call, no refusal), Anthropic `content: null`
+        "blank-choice",  # 200; OpenAI `choices: [{}]`, Anthropic `content: [{}]`
+        "error-200",  # 200 carrying the provider's error object
+        "299",  # a 2xx other than 200, with no body
+        "drip",  # a right answer, one byte every `interval` seconds (status line and headers included)
+        "quota",  # 429 insufficient_quota: not a rate limit, the account has no credit left
+        "401",  # the key is rejected
+        "401-echo",  # the key is rejected and the error echoes the Authorization header back
+        "403",  # the key may not use this endpoint or model
+        "no-schema-500",  # a JSON-schema response_format gets HTTP 500, as llama-cpp-python's server answers it
+        "no-schema-400",  # a JSON-schema response_format gets HTTP 400; other requests are answered
+        "no-format-400",  # any response_format but text gets HTTP 400; other requests are answered
+    }
+)
+_HOSTILE_STATUS = {"401": 401, "401-echo": 401, "403": 403, "quota": 429}
+_HOSTILE_MESSAGE = {
+    401: "Incorrect API key provided.",
+    403: "Your API key does not have permission to use the specified resource.",
+    429: "You exceeded your current quota, please check your plan and billing details.",
+}
+
+
+@dataclass
+class _Hostile(_Fault):
+    interval: float = 1.0  # "drip": seconds between two bytes
+
+
+@dataclass
+class _Outage:
+    seconds: float
+    status: int
+    provider: str | None
+    until: float | None = None  # time.monotonic() at which it ends; set by the first request
+
+
+class _HostileServer:
+    """The hostile behaviours of :class:`FakeAPI` (a mixin: it uses FakeAPI's lock, faults and sender)."""
+
+    _lock: threading.Lock
+    _faults: list[_Fault]
+    _stopping: threading.Event
+
+    def hostile(
+        self, kind: str, *, count: int = 1, when: str | None = None, provider: str | None = None, interval: float = 1.0
+    ) -> None:
+        """Make the next ``count`` matching valid model requests get ``kind`` (see HOSTILE_KINDS).
+
+        ``interval``: for "drip", the seconds between two bytes of the answer.
+        """
+        if kind not in HOSTILE_KINDS:
+            raise ValueError(f"unknown hostile kind {kind!r}; expected one of {sorted(HOSTILE_KINDS)}")
+        with self._lock:
+            self._faults.append(_Hostile(kind, count, when, provider, interval=interval))
+
+    def outage(self, seconds: float, *, status: int = 503, provider: str | None = None) -> None:
+        """Answer every model request with ``status`` for ``seconds`` from the first one that
+        comes (a server starting up, however long the client takes to start).
+
+        For "the first N requests", ``fault("503", count=N)`` does it.
+        """
+        with self._lock:
+            self._outage_list().append(_Outage(seconds, status, provider))
+
+    def _outage_list(self) -> list[_Outage]:
+        return self.__dict__.setdefault("_outages", [])
+
+    def _take_outage(self, provider: str) -> _Fault | None:
+        """The fault of an outage in progress, if any (``self._lock`` held)."""
+        outages = self._outage_list()
+        now = time.monotonic()
+        for outage in outages:
+            if outage.provider in (None, provider) and outage.until is None:
+                outage.until = now + outage.seconds
+        outages[:] = [o for o in outages if o.until is None or o.until > now]
+        for outage in outages:
+            if outage.provider in (None, provider):
+                return _Fault(str(outage.status))
+        return None
+
+    def _clear_hostile(self) -> None:
+        self._outage_list().clear()
+        # Answers still being drip-fed stop: a client thread that gave up at its deadline may
+        # still be reading, and the next test must not see that request in flight.
+        self.__dict__["_epoch"] = self.__dict__.get("_epoch", 0) + 1
+
+    def _fail_hostile(self, h: _Handler, rec: Recorded, flt: _Hostile) -> None:
+        fake: Any = self  # the FakeAPI this is mixed into
+        anthropic = rec.provider == "anthropic"
+        kind = flt.kind
+        body: Any
+        if kind in _HOSTILE_STATUS:
+            status = _HOSTILE_STATUS[kind]
+            message = _HOSTILE_MESSAGE[status]
+            if kind == "401-echo":  # as some proxies do: the request's own header, verbatim
+                message += f" Received header: Authorization: {rec.headers.get('authorization', '')}"
+            if anthropic:
+                kinds = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+                body = {"type": "error", "error": {"type": kinds[status], "message": message}}
+            else:
+                code = {401: "invalid_api_key", 403: "unsupported_country_region_territory", 429: "insufficient_quota"}
+                kinds = {401: "invalid_request_error", 403: "invalid_request_error", 429: "insufficient_quota"}
+                body = {"error": {"message": message, "type": kinds[status], "param": None, "code": code[status]}}
+            return fake._send(h, rec, status, json.dumps(body).encode())
+        if kind == "299":
+            return fake._send(h, rec, 299, b"")
+        if kind.startswith(("no-schema", "no-format")):
+            rejected = ("json_schema",) if kind.startswith("no-schema") else ("json_schema", "json_object")
+            return self._reject_schema(h, rec, 500 if kind == "no-schema-500" else 400, rejected)
+        if kind == "drip":
+            return self._drip(h, rec, flt.interval)
+        if kind == "error-200":
+            if anthropic:
+                body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            else:
+                body = {
+                    "error": {"message": "The server had an error processing your request.", "type": "server_error"}
+                }
+        elif kind == "empty":
+            body = {}
+        elif anthropic:
+            body = fake._anthropic_response(rec.body, {"text": "x"})
+            body["content"] = {"no-content": [], "null-content": None, "blank-choice": [{}]}[kind]
+        else:
+            body = fake._openai_response(rec.body, {"text": "x"})
+            if kind == "no-content":
+                body["choices"] = []
+            elif kind == "blank-choice":
+                body["choices"] = [{}]
+            else:  # null-content
+                body["choices"][0]["message"].update(content=None, refusal=None, tool_calls=None)
+        fake._send(h, rec, 200, json.dumps(body).encode())
+
+    def _reject_schema(self, h: _Handler, rec: Recorded, status: int, rejected: tuple[str, ...]) -> None:
+        """A server that does not know the response formats ``rejected``."""
+        fake: Any = self
+        if ((rec.body or {}).get("response_format") or {}).get("type") not in rejected:
+            ans = fake._answer(rec.body, rec.provider, _last_user_text(rec.body))
+            make = fake._anthropic_response if rec.provider == "anthropic" else fake._openai_response
+            return fake._send(h, rec, 200, json.dumps(make(rec.body, ans)).encode())
+        # llama-cpp-python's wording (a FastAPI validation error it reports as a 500).
+        message = (
+            "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+            "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+        )
+        kind = "internal_server_error" if status == 500 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": "response_format", "code": None}}
+        fake._send(h, rec, status, json.dumps(body).encode())
+
+    def _drip(self, h: _Handler, rec: Recorded, interval: float) -> None:
+        """A right answer sent one byte at a time: no single read waits longer than ``interval``."""
+        fake: Any = self
+        ans = fake._answer(rec.body, rec.provider, _last_user_text(rec.body))
+        make = fake._anthropic_response if rec.provider == "anthropic" else fake._openai_response
+        data = json.dumps(make(rec.body, ans)).encode()
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+        wire = head.encode() + data
+        h.close_connection = True
+        rec.status = 200
+        epoch = self.__dict__.get("_epoch", 0)
+        try:
+            for i in range(len(wire)):
+                if self._stopping.wait(interval) or self.__dict__.get("_epoch", 0) != epoch:
+                    return
+                h.wfile.write(wire[i : i + 1])
+                h.wfile.flush()
+        except OSError:  # the client gave up: what a deadline is for
+            pass
+
+
+class FakeAPI(_BatchEndpoints, _HostileServer):
     """Imitation OpenAI + Anthropic HTTP API on an ephemeral 127.0.0.1 port; thread-safe.
 
     ``with FakeAPI() as api: openai.OpenAI(api_key="k", base_url=api.openai_base_url)``.
@@ -571,6 +749,7 @@ class FakeAPI(_BatchEndpoints):
             self._rate = None
             self.latency = 0.0
             self.peak_in_flight = 0
+            self._clear_hostile()
         self._batch_init()
 
     # ----- request handling ------------------------------------------------------------------
@@ -636,6 +815,8 @@ class FakeAPI(_BatchEndpoints):
 
     def _take_fault(self, provider: str, user_text: str) -> _Fault | None:
         with self._lock:
+            if outage := self._take_outage(provider):
+                return outage
             for flt in self._faults:
                 if flt.provider in (None, provider) and (flt.when is None or flt.when in user_text):
                     flt.remaining -= 1
@@ -649,6 +830,8 @@ class FakeAPI(_BatchEndpoints):
         return None
 
     def _fail(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        if isinstance(flt, _Hostile):
+            return self._fail_hostile(h, rec, flt)
         if flt.kind in ECHO_AUTH_KINDS:
             return self._fail_echoing_auth(h, rec, flt)
         if flt.kind == "reset":

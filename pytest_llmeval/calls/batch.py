@@ -22,7 +22,6 @@ The SDKs are imported only through the providers' clients, when a batch is made.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pytest_llmeval.calls.pricing import estimate_cost
 from pytest_llmeval.errors import BatchPendingError, LLMEvalError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request, Usage
+from pytest_llmeval.statusline import StatusLine
 
 if TYPE_CHECKING:
     from pytest_llmeval.calls.caller import Caller
@@ -386,7 +386,7 @@ class _ProgressLine:
         self.stream = stream
         self._clock = clock
         self._started = clock()
-        self._shown = 0
+        self._line = StatusLine(stream)
 
     def update(self, batches: int, submitted: int, done: int, failed: int) -> None:
         if self.stream is None:
@@ -396,16 +396,10 @@ class _ProgressLine:
             f"llmeval batch: {batches} batch{'es' if batches != 1 else ''}, {submitted} submitted, "
             f"{done} done, {failed} failed, {elapsed:.0f}s"
         )
-        text = text[: max(10, shutil.get_terminal_size((80, 24)).columns - 1)]
-        self.stream.write("\r" + text.ljust(self._shown))
-        self.stream.flush()
-        self._shown = len(text)
+        self._line.show(text)
 
     def close(self) -> None:
-        if self.stream is not None and self._shown:
-            self.stream.write("\r" + " " * self._shown + "\r")
-            self.stream.flush()
-            self._shown = 0
+        self._line.close()
 
 
 class BatchRunner:

@@ -92,6 +92,32 @@ def _file_lock(path: Path) -> Iterator[None]:
         handle.close()  # closing releases the lock
 
 
+def open_snapshot(path: Path, *, busy_timeout_s: float = 60.0) -> sqlite3.Connection:
+    """An in-memory copy of the store at ``path`` with what its -wal file holds applied.
+
+    For a store that cannot be written (nor its folder, so SQLite cannot make the -shm file
+    a WAL read needs): the database and its -wal are copied to a temporary folder, opened
+    there (SQLite then replays the -wal into the copy) and read into memory. The original
+    files are only read.
+    """
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="llmeval-snapshot-") as tmp:
+        copy = Path(tmp) / path.name
+        for suffix in ("", "-wal"):
+            source = Path(str(path) + suffix)
+            if source.is_file():
+                shutil.copyfile(source, str(copy) + suffix)
+        disk = sqlite3.connect(copy, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            disk.backup(memory)
+        finally:
+            disk.close()
+    return memory
+
+
 class Store:
     """The cache and call log at ``path`` (created with its folder when missing).
 
@@ -195,9 +221,15 @@ class Store:
         try:
             conn = self._connect_uri(base + "?mode=ro")
         except sqlite3.Error:
-            # A WAL file closed cleanly has no -shm, and a read-only folder cannot get one:
-            # only an immutable open can read it (nobody can write there anyway).
-            conn = self._connect_uri(base + "?immutable=1")
+            wal = Path(str(self.path) + "-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                # Answers of a run that was killed sit in the -wal file; an immutable open
+                # would ignore it and see an empty (or older) store.
+                conn = open_snapshot(self.path, busy_timeout_s=self._busy_timeout_s)
+            else:
+                # A WAL file closed cleanly has no -shm, and a read-only folder cannot get one:
+                # only an immutable open can read it (nobody can write there anyway).
+                conn = self._connect_uri(base + "?immutable=1")
         try:
             missing = pending(conn)
             if missing:
