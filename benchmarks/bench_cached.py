@@ -4,7 +4,8 @@ Writes 300 one-call eval cases and 300 plain tests that assert a constant, recor
 eval suite once against the fake OpenAI server (tests/fakeapi.py, started in this process),
 then times, alternating, the cached eval run and the plain run (both with the plugin
 installed, as a project has it) in subprocesses, and prints the medians and their ratio.
-The server must not be called by the cached runs. Target: at most 1.3x.
+The server must not be called by the cached runs. Target (issue 17): at most 1.10x, for
+300 and for 10,000 cases (``--cases 10000``).
 
     python benchmarks/bench_cached.py [--cases 300] [--runs 5]
 """
@@ -59,7 +60,7 @@ def main() -> None:
     ratios = [a / b for a, b in zip(figures["cached evals"], figures["plain tests"], strict=True)]
     print(f"  {'ratio':14} " + " ".join(f"{v:{w}.2f}" for v, w in zip(ratios, (11, 10, 11, 9), strict=True)))
     # CPU time is the figure that survives a busy machine; wall time is shown for reference.
-    print(f"  target <= 1.3 (CPU median): {'met' if ratios[2] <= 1.3 else 'NOT met'}")
+    print(f"  target <= 1.10 (CPU median): {'met' if ratios[2] <= 1.10 else 'NOT met'}")
 
 
 if __name__ == "__main__":

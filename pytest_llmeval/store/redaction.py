@@ -235,6 +235,7 @@ class _Known:
         # two regexes on each write cost ~1 ms per case (issue 17), and the environment does
         # change while tests run (pytest sets PYTEST_CURRENT_TEST for every phase).
         self._variables: dict[tuple[Any, Any], tuple[str, ...]] = {}
+        self._last: tuple[dict[Any, Any], frozenset[str]] | None = None
 
     def remember(self, secrets: Iterable[str]) -> None:
         with self._lock:
@@ -256,6 +257,16 @@ class _Known:
         # os.environ keeps its raw (bytes, on POSIX) mapping in `_data`: reading it skips a
         # decode per variable. Anywhere else, the decoded items.
         raw = getattr(os.environ, "_data", None)
+        last = self._last
+        if isinstance(raw, dict) and last is not None:
+            # The common case, in one C-level comparison: nothing changed but the variable
+            # pytest sets for every phase (which names no secret).
+            snapshot, secrets = last
+            snapshot[_PYTEST_CURRENT] = raw.get(_PYTEST_CURRENT)
+            if _PYTEST_CURRENT not in raw:
+                del snapshot[_PYTEST_CURRENT]
+            if snapshot == raw:
+                return secrets
         pairs = raw.items() if isinstance(raw, dict) else os.environ.items()
         known = self._variables
         if len(known) > 4096:  # PYTEST_CURRENT_TEST takes a new value per test phase
@@ -268,8 +279,16 @@ class _Known:
                 secrets = known[pair] = _secrets_of_variable(name, value)
             if secrets:
                 found.update(secrets)
-        return frozenset(found)
+        result = frozenset(found)
+        if isinstance(raw, dict):
+            self._last = (dict(raw), result)
+        return result
 
+
+# The raw key of PYTEST_CURRENT_TEST in os.environ._data (bytes on POSIX, str on Windows).
+_PYTEST_CURRENT: Any = (
+    os.environ.encodekey("PYTEST_CURRENT_TEST") if hasattr(os.environ, "encodekey") else "PYTEST_CURRENT_TEST"
+)
 
 _KNOWN = _Known()
 
