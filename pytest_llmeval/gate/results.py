@@ -69,9 +69,10 @@ reports (:mod:`pytest_llmeval.reports`) render a :class:`ResultsDocument` and no
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar, cast
 
@@ -296,19 +297,32 @@ class EvalResult:
 
     def to_dict(self) -> EvalEntry:
         """The JSON form (the baseline entry lives in the top-level ``baseline`` section)."""
-        data = asdict(self)
-        data.pop("baseline")
+        # Not dataclasses.asdict: its recursive deep copy is slow on a long case_rates list,
+        # and one level of copying is all a reader that changes the entry needs.
+        data: dict[str, Any] = {}
+        for f in _EVAL_FIELDS:
+            value = getattr(self, f)
+            if isinstance(value, list):
+                value = [dict(v) if isinstance(v, dict) else v for v in value]
+            elif isinstance(value, dict):
+                value = dict(value)
+            data[f] = value
         return cast(EvalEntry, data)
+
+
+#: The fields of an :class:`EvalResult` that its JSON entry keeps, in order.
+_EVAL_FIELDS = tuple(f.name for f in fields(EvalResult) if f.name != "baseline")
 
 
 # -- cases ---------------------------------------------------------------------------------
 def case_id(nodeid: str, sample: int) -> str:
     """The node id without its ``sampleN`` parameter: one id for all samples of a case."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
+    token = f"sample{sample}"
+    # Most node ids have no sample part: one substring test spares them the split.
+    if token not in nodeid or not nodeid.endswith("]") or "[" not in nodeid:
         return nodeid
     head, params = nodeid[:-1].split("[", 1)
     parts = params.split("-")
-    token = f"sample{sample}"
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == token:
             del parts[i]
@@ -329,9 +343,10 @@ def _sort_key(case: Mapping[str, Any]) -> tuple[str, str, str, int]:
 def sort_cases(cases: Iterable[_Case]) -> list[_Case]:
     """Cases in a fixed order, whatever order workers finished in; a case reported twice
     (a rerun plugin) keeps its last report."""
-    latest: dict[tuple[str, str, str, int], _Case] = {}
-    for case in cases:
-        latest[_sort_key(case)] = case
+    # The key inline, not through _sort_key: a run's end sorts every case more than once.
+    latest: dict[tuple[str, str, str, int], _Case] = {
+        (c["eval"], c.get("model") or "", c["nodeid"], int(c.get("sample") or 0)): c for c in cases
+    }
     return [latest[k] for k in sorted(latest)]
 
 
@@ -344,22 +359,38 @@ def _first_llm_key(case: Mapping[str, Any]) -> str | None:
 
 
 def _cap_strings(value: Any, cap: int) -> Any:
+    """``value`` with every string longer than ``cap`` shortened; ``value`` itself (no
+    copy) when no string is that long, which is almost always."""
     if isinstance(value, str):
-        return excerpt(value, cap)
+        return value if len(value) <= cap else excerpt(value, cap)
     if isinstance(value, list):
-        return [_cap_strings(v, cap) for v in value]
+        items = [v if type(v) is str and len(v) <= cap else _cap_strings(v, cap) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     if isinstance(value, dict):
-        return {k: _cap_strings(v, cap) for k, v in value.items()}
+        changed = {
+            k: capped
+            for k, v in value.items()
+            if not (type(v) is str and len(v) <= cap) and (capped := _cap_strings(v, cap)) is not v
+        }
+        return {**value, **changed} if changed else value
     return value
 
 
 def case_for_json(case: Mapping[str, Any]) -> CaseEntry:
     """A case as the JSON results keep it: plugin data plus ``key``, ``case``, ``passed``;
-    outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters."""
+    outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters.
+
+    Containers that need no shortening are shared with ``case``, not copied: the document
+    is written once and never changed in place.
+    """
     out = dict(case)
     output = case.get("output")
-    out["output"] = excerpt(output, OUTPUT_CAP) if isinstance(output, str) else output
-    out["output_chars"] = len(output) if isinstance(output, str) else 0
+    if isinstance(output, str):
+        out["output"] = output if len(output) <= OUTPUT_CAP else excerpt(output, OUTPUT_CAP)
+        out["output_chars"] = len(output)
+    else:
+        out["output"] = output
+        out["output_chars"] = 0
     out["prompt"] = _cap_strings(case.get("prompt"), OUTPUT_CAP)
     out["key"] = _first_llm_key(case)
     out["case"] = case_id(case["nodeid"], int(case.get("sample") or 0))
@@ -379,20 +410,40 @@ def aggregate(cases: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
 
 
 def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]]) -> EvalResult:
+    # One pass over the rows and their calls: a big eval has tens of thousands of them.
     n = len(rows)
-    passed = sum(r["outcome"] == "passed" for r in rows)
-    errors = sum(r["outcome"] == "error" for r in rows)
-    failed = n - passed - errors
-    # All cases of one eval share the marker; take the strictest should they ever differ.
-    threshold = max(float(r.get("threshold", 1.0)) for r in rows)
-    low, high = wilson_interval(passed, n)
-    calls = [c for r in rows for c in (r.get("calls") or [])]
-    llm_latencies = [float(c.get("latency_s") or 0.0) for c in calls if c.get("role", "llm") == "llm"]
-    tags = sorted({t for r in rows for t in (r.get("tags") or [])})
-
+    passed = errors = 0
+    threshold = -math.inf
+    input_tokens = output_tokens = cached_input_tokens = cache_hits = n_calls = 0
+    cost = 0.0
+    llm_latencies: list[float] = []
+    tags: set[str] = set()
     per_case: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
-        per_case[case_id(r["nodeid"], int(r.get("sample") or 0))].append(r["outcome"] == "passed")
+        outcome = r["outcome"]
+        ok = outcome == "passed"
+        passed += ok
+        errors += outcome == "error"
+        # All cases of one eval share the marker; take the strictest should they ever differ.
+        row_threshold = float(r.get("threshold", 1.0))
+        if row_threshold > threshold:
+            threshold = row_threshold
+        for c in r.get("calls") or ():
+            n_calls += 1
+            input_tokens += int(c.get("input_tokens") or 0)
+            output_tokens += int(c.get("output_tokens") or 0)
+            cached_input_tokens += int(c.get("cached_input_tokens") or 0)
+            cost += float(c.get("cost_usd") or 0.0)
+            cache_hits += bool(c.get("cached"))
+            if c.get("role", "llm") == "llm":
+                llm_latencies.append(float(c.get("latency_s") or 0.0))
+        row_tags = r.get("tags")
+        if row_tags:
+            tags.update(row_tags)
+        per_case[case_id(r["nodeid"], int(r.get("sample") or 0))].append(ok)
+    failed = n - passed - errors
+    low, high = wilson_interval(passed, n)
+
     repeat = min(len(v) for v in per_case.values())
     at_k: dict[str, float] = {}
     hat_k: dict[str, float] = {}
@@ -419,15 +470,15 @@ def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]
         ci_high=high,
         verdict="pass",
         verdict_reason="",
-        input_tokens=sum(int(c.get("input_tokens") or 0) for c in calls),
-        output_tokens=sum(int(c.get("output_tokens") or 0) for c in calls),
-        cached_input_tokens=sum(int(c.get("cached_input_tokens") or 0) for c in calls),
-        cost_usd=sum(float(c.get("cost_usd") or 0.0) for c in calls),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cost_usd=cost,
         latency_p50_s=percentile(llm_latencies, 50),
         latency_p95_s=percentile(llm_latencies, 95),
-        cache_hits=sum(bool(c.get("cached")) for c in calls),
-        calls=len(calls),
-        tags=tags,
+        cache_hits=cache_hits,
+        calls=n_calls,
+        tags=sorted(tags),
         repeat=repeat,
         distinct_cases=len(per_case),
         pass_at_k=at_k,
