@@ -25,6 +25,7 @@ from pytest_llmeval.gate.results import (
     ResultsDocument,
     ResultsFileError,
     aggregate,
+    baseline_case,
     build_results,
     load_results,
     regression_line,
@@ -60,13 +61,16 @@ def compare_baseline(
     Cases are matched by (node id, model, sample). A regression is a one-sided exact
     McNemar test on the flipped cases with ``p_value <= alpha``. Sets ``regressed``,
     ``baseline`` and the verdict on each of ``evals``; returns the ``baseline`` section of
-    the results document.
+    the results document, which keeps the baseline's outcome, output and error of each
+    flipped case (``flipped_baseline``) for the HTML report to show beside this run's.
     """
     base_outcome: dict[tuple[str, str | None, int], bool] = {}
+    base_case: dict[tuple[str, str | None, int], Mapping[str, Any]] = {}  # for the flipped-cases view
     base_by_eval: dict[tuple[str, str | None], set[tuple[str, str | None, int]]] = defaultdict(set)
     for case in baseline.get("cases") or []:
         key = _case_key(case)
         base_outcome[key] = case.get("outcome") == "passed"
+        base_case[key] = case
         base_by_eval[(case["eval"], case.get("model"))].add(key)
     groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
     for case in sort_cases(cases):
@@ -78,6 +82,7 @@ def compare_baseline(
         keys = {_case_key(r) for r in rows}
         to_fail: list[str] = []
         to_pass: list[str] = []
+        flipped: dict[str, Mapping[str, Any]] = {}
         base_passed = now_passed = n_pairs = 0
         for row in rows:
             key = _case_key(row)
@@ -91,6 +96,8 @@ def compare_baseline(
                 to_fail.append(row["nodeid"])
             elif now and not before:
                 to_pass.append(row["nodeid"])
+            if before != now:
+                flipped[row["nodeid"]] = base_case[key]
         p_value = mcnemar_exact(len(to_fail), len(to_pass), alternative="drop")
         entry: BaselineEntry = {
             "eval": result.eval,
@@ -104,6 +111,7 @@ def compare_baseline(
             "regressed": bool(to_fail) and p_value <= alpha,
             "new_cases": len(rows) - n_pairs,
             "missing_cases": len(base_by_eval.get((result.eval, result.model), set()) - keys),
+            "flipped_baseline": {nodeid: baseline_case(flipped[nodeid]) for nodeid in sorted(flipped)},
         }
         result.baseline = entry
         result.regressed = bool(entry["regressed"])

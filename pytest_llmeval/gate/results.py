@@ -54,7 +54,9 @@ versions, never renamed)::
         "evals": [{"eval", "model", "base_rate", "rate", "n_pairs",
                    "flipped_to_fail": [nodeid], "flipped_to_pass": [nodeid],
                    "p_value": float, "regressed": bool,
-                   "new_cases": int, "missing_cases": int}]
+                   "new_cases": int, "missing_cases": int,
+                   # what the baseline had for each flipped case, by this run's node id
+                   "flipped_baseline": {nodeid: {"outcome", "output", "output_chars", "error"}}}]
       }
     }
 
@@ -84,6 +86,7 @@ __all__ = [
     "SCHEMA",
     "VERSION",
     "OUTPUT_CAP",
+    "BaselineCase",
     "BaselineEntry",
     "BaselineSection",
     "CallEntry",
@@ -94,6 +97,7 @@ __all__ = [
     "ResultsFileError",
     "Tallies",
     "aggregate",
+    "baseline_case",
     "build_results",
     "case_for_json",
     "case_id",
@@ -193,6 +197,16 @@ class EvalEntry(_EvalRequired, total=False):
     case_rates: list[dict[str, Any]]
 
 
+class BaselineCase(TypedDict, total=False):
+    """What the baseline had for one flipped case: the HTML report shows it beside this run's.
+    ``output`` is shortened like every output of the document (:data:`OUTPUT_CAP`)."""
+
+    outcome: Outcome
+    output: str | None
+    output_chars: int
+    error: str | None
+
+
 class BaselineEntry(TypedDict, total=False):
     """One eval and model compared with the baseline (``baseline.evals``); rates over the
     matched pairs, ``None`` when no case matched."""
@@ -208,6 +222,7 @@ class BaselineEntry(TypedDict, total=False):
     regressed: bool
     new_cases: int
     missing_cases: int
+    flipped_baseline: dict[str, BaselineCase]
 
 
 class BaselineSection(TypedDict):
@@ -396,6 +411,25 @@ def case_for_json(case: Mapping[str, Any]) -> CaseEntry:
     out["case"] = case_id(case["nodeid"], int(case.get("sample") or 0))
     out["passed"] = case.get("outcome") == "passed"
     return cast(CaseEntry, out)
+
+
+def baseline_case(case: Mapping[str, Any]) -> BaselineCase:
+    """The part of a baseline's case that the flipped-cases view shows next to this run's:
+    its outcome, error and output (shortened beyond :data:`OUTPUT_CAP` characters, which a
+    baseline file has already done)."""
+    output = case.get("output")
+    if isinstance(output, str):
+        chars = max(len(output), int(case.get("output_chars") or 0))
+        output = output if len(output) <= OUTPUT_CAP else excerpt(output, OUTPUT_CAP)
+    else:
+        output, chars = None, 0
+    error = case.get("error")
+    return {
+        "outcome": case.get("outcome", "error"),
+        "output": output,
+        "output_chars": chars,
+        "error": None if error is None else excerpt(str(error), OUTPUT_CAP),
+    }
 
 
 # -- evals ---------------------------------------------------------------------------------

@@ -248,7 +248,7 @@ class _Payload:
         eval_names = self._eval_names()
         eval_index = {e: i for i, e in enumerate(eval_names)}
         repeated = {c.get("eval") for c in self.cases if _int(c.get("sample")) > 0}
-        base_outcomes, flipped_fail, flipped_pass = self._baseline_outcomes()
+        base_outcomes, flipped_fail, flipped_pass, base_views = self._baseline_outcomes()
         has_baseline = self.old_results is not None or self.comparison is not None
 
         # Rows: one per (eval, case); a cell is one (row, model, sample) case.
@@ -276,6 +276,8 @@ class _Payload:
             k: [] for k in ("row", "model", "sample", "outcome", "score", "base", "nodeid", "detail")
         }
         row_flip = [0] * len(row_eval)  # 2: a cell flipped to fail, 1: only to pass
+        # What the baseline had for each flipped cell: [cell, output, error, output_chars].
+        flips: list[list[Any]] = []
         for case, row in zip(self.cases, cell_rows, strict=True):
             nodeid = str(case.get("nodeid", ""))
             sample = _int(case.get("sample"))
@@ -284,9 +286,22 @@ class _Payload:
             if base < 0 and nodeid in flipped_fail:
                 base = 0
             elif base < 0 and nodeid in flipped_pass:
-                base = 1
+                # Failed or errored: the comparison kept which, when it kept the case.
+                kept = base_views.get(nodeid)
+                base = _OUTCOME_CODE.get(str(kept.get("outcome")), 1) if kept is not None else 1
+                base = base or 1
             if base >= 0 and (base == 0) != (outcome == 0):
                 row_flip[row] = max(row_flip[row], 2 if base == 0 else 1)
+                view = base_views.get(nodeid) or base_views.get((nodeid, sample))
+                if view is not None:
+                    flips.append(
+                        [
+                            len(cells["row"]),
+                            self.strings.add(view.get("output") if isinstance(view.get("output"), str) else None),
+                            self.strings.add(None if view.get("error") is None else str(view.get("error"))),
+                            _int(view.get("output_chars")) or None,
+                        ]
+                    )
             cells["row"].append(row)
             cells["model"].append(model_index.get(str(case.get("model") or NO_MODEL), 0))
             cells["sample"].append(sample)
@@ -312,7 +327,7 @@ class _Payload:
                 "label": [self.strings.add(row_label[r]) for r in order],
             },
             "cells": cells,
-            "baseline": self._baseline_meta() if has_baseline else None,
+            "baseline": {**self._baseline_meta(), "flips": flips} if has_baseline else None,
             "strings": self.strings.items,
         }
 
@@ -357,20 +372,31 @@ class _Payload:
         }
 
     # -- baseline -------------------------------------------------------------------------
-    def _baseline_outcomes(self) -> tuple[dict[tuple[str, int], int], set[str], set[str]]:
+    def _baseline_outcomes(
+        self,
+    ) -> tuple[dict[tuple[str, int], int], set[str], set[str], dict[Any, Mapping[str, Any]]]:
+        """``(outcomes, flipped to fail, flipped to pass, views)``: the old run's outcome by
+        (node id, sample), the comparison's flipped node ids, and what the baseline had for a
+        case (outcome, output, error), by node id from the comparison section (which matched
+        the cases), else by (node id, sample) from the old results."""
         outcomes: dict[tuple[str, int], int] = {}
+        views: dict[Any, Mapping[str, Any]] = {}
         if self.old_results is not None:
             for case in self.old_results.get("cases") or ():
                 if isinstance(case, Mapping):
                     key = (str(case.get("nodeid", "")), _int(case.get("sample")))
                     outcomes[key] = _OUTCOME_CODE.get(str(case.get("outcome")), 2)
+                    views[key] = case
         to_fail: set[str] = set()
         to_pass: set[str] = set()
         for entry in (self.comparison or {}).get("evals") or ():
             if isinstance(entry, Mapping):
                 to_fail.update(str(n) for n in entry.get("flipped_to_fail") or ())
                 to_pass.update(str(n) for n in entry.get("flipped_to_pass") or ())
-        return outcomes, to_fail, to_pass
+                kept = entry.get("flipped_baseline")
+                if isinstance(kept, Mapping):
+                    views.update((str(n), v) for n, v in kept.items() if isinstance(v, Mapping))
+        return outcomes, to_fail, to_pass, views
 
     def _old_rates(self) -> dict[tuple[str, str], float]:
         """Pass rates of the old run by (eval, model), read from its ``evals`` entries: the
