@@ -43,6 +43,9 @@ _MISSING: Any = _Missing()
 
 # --------------------------------------------------------------------------- result
 
+# The fields whose reading counts as the test using a check's result (see CheckResult.used).
+_LOOKED_AT = frozenset({"passed", "expected", "actual", "explanation", "metadata"})
+
 
 @dataclass(frozen=True, repr=False)
 class CheckResult:
@@ -60,8 +63,26 @@ class CheckResult:
     explanation: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    # Whether the test looked at the result (its truth value or any of its fields, so also
+    # score, value, verdict, str()): a failed check nobody looked at is warned about at the
+    # end of the test. A list, because the dataclass is frozen; left out of ==.
+    _looked: list[bool] = field(default_factory=list, compare=False, repr=False)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _LOOKED_AT:
+            looked = object.__getattribute__(self, "_looked")
+            if not looked:
+                looked.append(True)
+        return object.__getattribute__(self, name)
+
     def __bool__(self) -> bool:
         return self.passed
+
+    @property
+    def used(self) -> bool:
+        """Whether the test asserted or used this result (truth value, ``score``, ``value``,
+        ``verdict`` or text); checked by the plugin when the test ends."""
+        return bool(self._looked)
 
     @property
     def score(self) -> float:

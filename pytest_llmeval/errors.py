@@ -14,6 +14,8 @@ __all__ = [
     "CacheMissError",
     "BudgetExceededError",
     "JudgeError",
+    "UnusedCheckWarning",
+    "BatchPendingError",
 ]
 
 
@@ -73,6 +75,11 @@ class BudgetExceededError(LLMEvalError):
     """``--llmeval-max-cost`` was reached, so this call was not made."""
 
 
+class BatchPendingError(LLMEvalError):
+    """``--llmeval-batch``: the batch holding this call had not ended when the run stopped
+    waiting (``--llmeval-batch-wait``). An error, not a failed answer: rerun to collect it."""
+
+
 class JudgeError(LLMEvalError):
     """The judge's reply gave no usable verdict: empty, unparseable, a refusal, a verdict
     outside the offered choices, or verdicts that contradict each other.
@@ -93,4 +100,13 @@ class PlanningStop(BaseException):
     A ``BaseException`` (not an :class:`LLMEvalError`) on purpose: ``except Exception`` in a
     test must not swallow it, or the code after the call would run during planning.
     Never seen by users: the planning pass catches it and nothing of that pass is reported.
+    """
+
+
+class UnusedCheckWarning(UserWarning):
+    """A check failed but the test neither asserted nor used its result (``exact(out, "yes")``
+    on its own line): the failure is recorded, the test's outcome does not show it.
+
+    A plain ``UserWarning`` subclass, so importing this module never imports pytest; filter
+    it with ``-W error::pytest_llmeval.errors.UnusedCheckWarning``.
     """

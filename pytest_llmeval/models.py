@@ -67,6 +67,10 @@ def key_of(payload: dict[str, Any]) -> str:
     return f"v{payload.get('v')}-{digest}"
 
 
+#: What a model label may be: it appears in test ids and report names, so no spaces,
+#: brackets or the ``:``/``@``/``=`` that structure a model name.
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
 _FORMS = "e.g. openai:gpt-4o-mini, anthropic:claude-haiku-4-5, local:smollm2 or openai:NAME@http://host:port/v1"
 _PROVIDER = r"[A-Za-z][A-Za-z0-9_.-]*"
 # "@http://" or "@https://" (any case) starts the base URL.
@@ -96,15 +100,23 @@ def _check_url(url: str, bad: Callable[[str], ConfigError]) -> None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model named ``PROVIDER:MODEL`` or ``PROVIDER:MODEL@BASE_URL``."""
+    """A model named ``PROVIDER:MODEL`` or ``PROVIDER:MODEL@BASE_URL``, with an optional
+    ``LABEL=`` in front.
+
+    ``str(spec)`` is always ``PROVIDER:MODEL[@URL]`` (what the cache key, the provider and
+    ``llm.model`` see); :attr:`display` is what test ids, reports and the baseline use: the
+    label when there is one, so a changed port or URL does not change them.
+    """
 
     provider: str
     name: str
     base_url: str | None = None
+    label: str | None = None
 
     @classmethod
     def parse(cls, text: str, *, source: str = "model") -> ModelSpec:
-        """Parse ``openai:gpt-4o-mini`` or ``openai:llama3@http://localhost:11434/v1``.
+        """Parse ``openai:gpt-4o-mini``, ``openai:llama3@http://localhost:11434/v1`` or
+        ``smol=openai:smollm2@http://127.0.0.1:8911/v1`` (labelled).
 
         ``source`` names where the text came from (an option, the marker), for the error
         message. A malformed name is a :class:`~pytest_llmeval.errors.ConfigError` that says
@@ -117,6 +129,18 @@ class ModelSpec:
 
         def bad(why: str) -> ConfigError:
             return ConfigError(f"invalid model {text!r} ({source}): {why}")
+
+        label = None
+        if "=" in raw.partition(":")[0]:
+            # An "=" before the provider's ":" can only be a label: neither a provider nor
+            # a model name before the colon holds one.
+            label, _, raw = raw.partition("=")
+            label, raw = label.strip(), raw.strip()
+            if not label or not set(label) <= _LABEL_CHARS:
+                raise ConfigError(
+                    f"invalid model label {label!r} in {text!r} ({source}): a label is letters, digits, "
+                    "'_', '.' or '-', as in smol=openai:smollm2@http://127.0.0.1:8911/v1"
+                )
 
         if "," in raw:
             parts = [p.strip() for p in raw.split(",") if p.strip()]
@@ -162,7 +186,7 @@ class ModelSpec:
                 )
         if not rest or rest.startswith("@"):
             raise bad(f"the model name is empty; expected PROVIDER:MODEL, {_FORMS}")
-        return cls(provider.lower(), rest, base_url.rstrip("/") if base_url else None)
+        return cls(provider.lower(), rest, base_url.rstrip("/") if base_url else None, label)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -172,6 +196,17 @@ class ModelSpec:
     def __str__(self) -> str:
         base = f"{self.provider}:{self.name}"
         return f"{base}@{self.base_url}" if self.base_url else base
+
+    @property
+    def display(self) -> str:
+        """The model's name in test ids, reports and baseline matching: its label, else
+        ``PROVIDER:MODEL[@URL]``."""
+        return self.label or str(self)
+
+    @property
+    def spec_text(self) -> str:
+        """The text that :meth:`parse` turns back into this spec, label included."""
+        return f"{self.label}={self}" if self.label else str(self)
 
 
 @dataclass(frozen=True)
@@ -245,8 +280,9 @@ class StoredCompletion(_StoredCompletionFields, total=False):
     that answered as the server named it, ``usage`` its token counts, ``tool_calls`` the
     tool calls it made, ``finish_reason`` the provider's own stop reason (``"stop"``,
     ``"length"``, ``"max_tokens"``, ``"tool_calls"``...) and ``refusal`` the reason given
-    when the model refused, else ``None``. The caller adds ``latency_s``, the request's
-    own time in seconds, before storing it; a provider does not set it.
+    when the model refused, else ``None``. ``latency_s`` is the request's own time in
+    seconds: a provider sets it when it can time the request alone (after its SDK import
+    and client start, outside any lock), else the caller times the whole attempt.
     """
 
     latency_s: float

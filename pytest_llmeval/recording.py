@@ -26,6 +26,7 @@ class CallInfo:
     cached_input_tokens: int = 0
     cost_usd: float = 0.0
     role: str = "llm"  # "llm" or "judge"
+    batch_id: str | None = None  # answered through this provider batch (--llmeval-batch), at the batch price
 
 
 @dataclass

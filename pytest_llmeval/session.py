@@ -11,7 +11,11 @@ it whether a planning run is in progress.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,7 +23,7 @@ import pytest
 from pytest_llmeval.calls.caller import Caller
 from pytest_llmeval.calls.registry import ProviderRegistry
 from pytest_llmeval.calls.retry import RetryPolicy
-from pytest_llmeval.errors import ConfigError, LLMEvalError, MissingKeyError
+from pytest_llmeval.errors import ConfigError, LLMEvalError, MissingKeyError, UnusedCheckWarning
 from pytest_llmeval.gate.gate import RunGate
 from pytest_llmeval.keys import CASE_KEY, MODEL_ARG, SAMPLE_ARG, CaseInfo
 from pytest_llmeval.marker import EvalMarker
@@ -27,6 +31,7 @@ from pytest_llmeval.models import ModelSpec
 from pytest_llmeval.recording import CaseRecord, reset_current, set_current
 from pytest_llmeval.settings import Settings
 from pytest_llmeval.store import redaction
+from pytest_llmeval.text import short_repr
 
 if TYPE_CHECKING:
     from pytest_llmeval.intercept.hooks import InterceptHooks
@@ -60,6 +65,9 @@ class EvalSession:
             max_cost=settings.max_cost,
             concurrency=settings.concurrency,
         )
+        if settings.recordings is not None and workerinput is None:
+            # Before any call: under xdist the controller imports once for all workers.
+            import_recordings(settings.recordings, settings.cache_path, settings.cache_mode)
         self.planner: Planner | None = None  # registered once evals are collected (see _start_planner)
         # Keys inside model URLs: every redaction of this process replaces them from now on.
         self._secrets: set[str] = set()
@@ -67,6 +75,11 @@ class EvalSession:
         self._missing_keys: dict[str, str] = {}  # model -> the one-line message, said once
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
+        self._first_attempts: dict[tuple[str, str | None, int], dict[str, Any]] = {}
+        self._latest_attempts: dict[tuple[str, str | None, int], dict[str, Any]] = {}
+        self._deselected: Counter[tuple[str, str | None]] = Counter()
+        #: Collected eval items per (eval, model, count), from an xdist worker (xdist.py).
+        self.worker_collected: list[tuple[str, str | None, int]] | None = None
         self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
         if config.pluginmanager.hasplugin("xdist"):
             from pytest_llmeval.xdist import XdistHooks
@@ -173,11 +186,19 @@ class EvalSession:
                 except ConfigError as exc:
                     self.config_errors.append(str(exc))
                     return
-            names = [str(m) for m in models]
-            # The id (and so the node id, which pytest writes to its cache, the terminal
-            # and every report) never carries a key that sits inside a model URL.
+            ids = [m.display for m in models]
+            clashes = sorted({i for i in ids if ids.count(i) > 1})
+            if clashes:
+                self.config_errors.append(
+                    f"{where}: two models under test share the name {', '.join(map(repr, clashes))} in test ids; "
+                    "give them distinct labels (LABEL=PROVIDER:MODEL)"
+                )
+                return
+            # The value keeps the label, so the fixture parses back the same spec. The id
+            # (and so the node id, which pytest writes to its cache, the terminal and every
+            # report) never carries a key that sits inside a model URL.
             redactor = redaction.current()
-            metafunc.parametrize(MODEL_ARG, names, ids=[redactor.redact(n) for n in names])
+            metafunc.parametrize(MODEL_ARG, [m.spec_text for m in models], ids=[redactor.redact(i) for i in ids])
         repeat = self.repeat_for(marker)
         if repeat > 1 and SAMPLE_ARG in metafunc.fixturenames:
             metafunc.parametrize(SAMPLE_ARG, range(repeat), ids=[f"sample{i}" for i in range(repeat)])
@@ -217,42 +238,76 @@ class EvalSession:
     def _start_planner(self) -> None:
         """Register the planning pass (--llmeval-concurrency); only runs with evals pay its import."""
         settings = self.settings
-        if settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput"):
+        # Batch mode needs the planning pass (it collects the calls to batch), on xdist workers too.
+        batch = settings.batch and settings.cache_mode != "replay"
+        if not batch and (
+            settings.concurrency <= 0 or settings.cache_mode == "replay" or hasattr(self.config, "workerinput")
+        ):
             return
         from pytest_llmeval.planning.planner import Planner
 
-        self.planner = Planner(self.config, self.caller, concurrency=settings.concurrency)
+        self.planner = Planner(
+            self.config,
+            self.caller,
+            concurrency=max(1, settings.concurrency),
+            batch_wait_s=settings.batch_wait_s if batch else None,
+        )
         self.config.pluginmanager.register(self.planner, "llmeval-planner")
 
     # -- running --------------------------------------------------------------------------
+    # One record per attempt of a case, open from setup to teardown: calls made in fixtures
+    # count in the eval's tokens, cost and latency like the test body's own.
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
         info = item.stash.get(CASE_KEY, None)
         if info is None:
             return (yield)
-        record = CaseRecord(nodeid=item.nodeid, model=str(info.model) if info.model else None, sample=info.sample)
+        model = info.model.display if info.model else None
+        record = CaseRecord(nodeid=item.nodeid, model=model, sample=info.sample)
+        item.stash[_ATTEMPT] = _Attempt(record)
         if not self.planning:  # a planning run's checks and calls are thrown away
             info.record = record
-        token = set_current(record)
-        try:
+        with _current(record):
             return (yield)
-        finally:
-            reset_current(token)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        attempt = item.stash.get(_ATTEMPT, None)
+        if attempt is None:
+            return (yield)
+        with _current(attempt.record):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+        attempt = item.stash.get(_ATTEMPT, None)
+        if attempt is None:
+            return (yield)
+        with _current(attempt.record):
+            return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
         info = item.stash.get(CASE_KEY, None)
-        if info is None or self.planning:
+        attempt = item.stash.get(_ATTEMPT, None)
+        if info is None or attempt is None or self.planning:
             return report
         self._clean_report(item, report, call)
-        if report.skipped:
+        if report.skipped and report.when != "teardown":
+            attempt.skipped = True
             return report
-        # One outcome per case: from the call phase, or from setup when setup broke.
+        report.llmeval_case = True  # plain data: travels to the xdist controller with the report
+        # One outcome per case: from the call phase, or from setup when setup broke. Calls
+        # made in fixture teardown come after, with the teardown report (see logreport).
         if report.when == "call" or (report.when == "setup" and report.failed):
-            outcome = _classify(report, call)
-            data = self.case_data(item, info, outcome, call)
+            _warn_unused_checks(item, attempt.record)
+            outcome = _classify(report, call, attempt.record)
+            attempt.outcome = outcome
+            error = _error_text(call.excinfo) if outcome == "error" and call.excinfo is not None else None
+            data = self.case_data(item, info, outcome, error)
             data["duration_s"] = round(report.duration, 6)
+            attempt.calls_reported = len(attempt.record.calls)
             report.llmeval = data  # plain data: travels to the xdist controller with the report
             if self.settings.junit_properties:
                 item.user_properties.extend(
@@ -263,36 +318,44 @@ class EvalSession:
                         ("llmeval.score", f"{data['score']:.4g}"),
                     ]
                 )
+        elif report.when == "teardown" and attempt.outcome is not None and not attempt.skipped:
+            later = attempt.record.calls[attempt.calls_reported :]
+            if later or report.failed:
+                report.llmeval_teardown = redaction.current().redact_data(
+                    {
+                        "nodeid": item.nodeid,
+                        "model": info.model.display if info.model else None,
+                        "sample": info.sample,
+                        "calls": [vars(c).copy() for c in later],
+                        # A fixture that broke in teardown: the machinery failed, not the model.
+                        "error": (_error_text(call.excinfo) if call.excinfo is not None else "teardown failed")
+                        if report.failed
+                        else None,
+                    }
+                )
         return report
 
-    def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, call: pytest.CallInfo[None]) -> dict[str, Any]:
+    def case_data(self, item: pytest.Item, info: CaseInfo, outcome: str, error: str | None) -> dict[str, Any]:
         """The JSON-safe result of one case, as reports and the gate use it."""
         record = info.record
-        scores = [float(getattr(r, "score", float(bool(r)))) for r in record.results]
-        if scores:
-            score = sum(scores) / len(scores)
-        else:
-            score = 1.0 if outcome == "passed" else 0.0
-        error = None
-        if outcome == "error" and call.excinfo is not None:
-            error = f"{call.excinfo.typename}: {call.excinfo.value}"
         # The results document feeds every report: no secret gets past this point, whether
         # a model repeated it, a prompt held it or an error echoed it.
         return redaction.current().redact_data(
             {
                 "eval": info.eval_id,
                 "nodeid": item.nodeid,
-                "model": str(info.model) if info.model else None,
+                "model": info.model.display if info.model else None,
+                "model_spec": str(info.model) if info.model else None,
                 "sample": info.sample,
                 "outcome": outcome,
-                "score": score,
+                "score": _score(record, outcome),
                 "threshold": self.threshold_for(info.marker),
                 "tags": list(info.marker.tags) if info.marker else [],
                 "results": [_result_dict(r) for r in record.results],
                 "calls": [vars(c).copy() for c in record.calls],
                 "output": record.output,
                 "prompt": record.prompt,
-                "error": error,
+                "error": error if outcome == "error" else None,
             }
         )
 
@@ -335,8 +398,28 @@ class EvalSession:
         if self.planning:  # planning runs log nothing; guard against plugins that log anyway
             return
         data = getattr(report, "llmeval", None)
+        later = getattr(report, "llmeval_teardown", None)
+        if later is not None:
+            # Teardown's calls (and a teardown failure) belong to the attempt they end.
+            target = self._latest_attempts.get((later["nodeid"], later.get("model"), int(later.get("sample") or 0)))
+            if target is not None:
+                target["calls"].extend(later["calls"])
+                if later.get("error") and target["outcome"] != "error":
+                    target["outcome"], target["error"] = "error", later["error"]
         if data is not None:
-            self.cases.append(data)
+            key = (data["nodeid"], data.get("model"), int(data.get("sample") or 0))
+            self._latest_attempts[key] = data
+            first = self._first_attempts.get(key)
+            if first is None:
+                data.setdefault("reruns", [])
+                data.setdefault("flaky", False)
+                self._first_attempts[key] = data
+                self.cases.append(data)
+            else:
+                # A rerun (pytest-rerunfailures): the first attempt decides for the gate, or
+                # reruns would make the pass rate best-of-N; later ones only show as flaky.
+                first["reruns"].append(data["outcome"])
+                first["flaky"] = any(o != first["outcome"] for o in first["reruns"])
             error = data.get("error") or ""
             if error.startswith(_MISSING_KEY):  # a string: under xdist it comes from a worker
                 self._say_missing_key(error[len(_MISSING_KEY) :])
@@ -348,15 +431,39 @@ class EvalSession:
                 junitxml_failure_to_error(self.config, report)
         self.gate.note_report(report)
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            if _is_eval_item(item):
+                self._deselected[_count_key(item)] += 1
+
+    def collected_counts(self, session: pytest.Session) -> dict[tuple[str, str | None], int] | None:
+        """Eval items collected per (eval, model), deselected ones included; ``None`` when
+        unknown (an xdist controller collects nothing itself and no worker reported)."""
+        if self.worker_collected is not None:
+            return {(e, m): n for e, m, n in self.worker_collected}
+        items = getattr(session, "items", None)
+        if not items and not self._deselected:
+            return None
+        counts: Counter[tuple[str, str | None]] = Counter(self._deselected)
+        for item in items or ():
+            if _is_eval_item(item):
+                counts[_count_key(item)] += 1
+        return dict(counts)
+
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
         if self.caller.store_opened:
             for case in self.cases:
                 self.caller.store.record_outcome(
-                    self.run_id, case["nodeid"], case["model"], case["sample"], case["outcome"], case["score"]
+                    self.run_id,
+                    case["nodeid"],
+                    case.get("model_spec") or case["model"],  # the call log's name for the model
+                    case["sample"],
+                    case["outcome"],
+                    case["score"],
                 )
         # Before pytest's own summary: decides the exit status and writes the reports.
-        self.gate.finish(session, self.cases, self.caller.stats, self.run_id)
+        self.gate.finish(session, self.cases, self.caller.stats, self.run_id, self.collected_counts(session))
         yield
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -364,6 +471,37 @@ class EvalSession:
 
 
 _MISSING_KEY = MissingKeyError.__name__ + ": "
+
+
+def import_recordings(path: Path, store_path: Path, mode: str) -> None:
+    """Load committed recordings (ini ``llmeval_recordings``, the ``cache export`` format)
+    into the store, so ``--llmeval-cache=replay`` replays them in CI.
+
+    Skipped in ``refresh`` and ``off``, which call every model anyway. A bad line is a
+    usage error naming the file and the line, and nothing is imported then; a missing file
+    is one only in ``replay``, where every answer must come from it.
+    """
+    if mode not in ("use", "replay"):
+        return
+    where = "ini option llmeval_recordings"
+    if not path.is_file():
+        if mode == "replay":
+            raise pytest.UsageError(
+                f"{where}: {path} does not exist; record it with "
+                f"`python -m pytest_llmeval cache export {path} --path {store_path}` after a run in mode use"
+            )
+        return
+    from pytest_llmeval.store.db import Store  # lazy: sqlite3 only for runs that need it
+
+    try:
+        with Store(store_path) as store, path.open(encoding="utf-8") as lines:
+            result = store.import_lines(lines)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"{where}: cannot read {path}: {exc}") from None
+    if result["bad"]:
+        number, reason = result["bad"][0]
+        more = f" (and {len(result['bad']) - 1} more bad line(s))" if len(result["bad"]) > 1 else ""
+        raise pytest.UsageError(f"{where}: {path}: line {number}: {reason}{more}; nothing was imported")
 
 
 def _is_eval_item(item: pytest.Item) -> bool:
@@ -377,17 +515,90 @@ def _eval_id(item: pytest.Item) -> str:
     return nodeid.split("[", 1)[0]
 
 
-def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
+@dataclass
+class _Attempt:
+    """One attempt of a case (a rerun plugin makes several): its record and outcome."""
+
+    record: CaseRecord
+    outcome: str | None = None
+    calls_reported: int = 0  # calls already in the case data; later ones come with teardown
+    skipped: bool = False
+
+
+_ATTEMPT = pytest.StashKey[_Attempt]()
+
+
+@contextmanager
+def _current(record: CaseRecord) -> Iterator[None]:
+    token = set_current(record)
+    try:
+        yield
+    finally:
+        reset_current(token)
+
+
+def _count_key(item: pytest.Item) -> tuple[str, str | None]:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    model = ModelSpec.parse(params[MODEL_ARG]).display if MODEL_ARG in params else None
+    return (_eval_id(item), model)
+
+
+def _score(record: CaseRecord, outcome: str) -> float:
+    scores = [float(getattr(r, "score", float(bool(r)))) for r in record.results]
+    if scores:
+        return sum(scores) / len(scores)
+    return 1.0 if outcome == "passed" else 0.0
+
+
+def _error_text(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    text = f"{excinfo.typename}: {excinfo.value}"
+    if _is_test_timeout(excinfo) or _inside_model_call(excinfo):
+        text += " [a model call or test cut off by a timeout is an error, never a failed answer]"
+    return text
+
+
+def _is_test_timeout(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """pytest-timeout's own failure (its signal method fails the test with this message)."""
+    return excinfo.errisinstance(pytest.fail.Exception) and "pytest-timeout" in str(excinfo.value)
+
+
+def _inside_model_call(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """Whether the exception was raised while a model call was in flight: a model that
+    was never heard cannot have given a wrong answer, whatever cut the call off."""
+    code = Caller.call.__code__
+    return any(entry.frame.code.raw is code for entry in excinfo.traceback)
+
+
+def _classify(report: pytest.TestReport, call: pytest.CallInfo[None], record: CaseRecord | None = None) -> str:
     """passed / failed / error. Errors are failures of the machinery, never of the model:
-    a provider, cache, judge or budget error, or a broken fixture."""
+    a provider, cache, judge or budget error, a broken fixture, or a timeout that cut
+    the test or one of its model calls off."""
     if report.passed:
         return "passed"
     if report.when != "call":
         return "error"
     excinfo = call.excinfo
-    if excinfo is not None and isinstance(excinfo.value, LLMEvalError):
+    if excinfo is not None and (
+        isinstance(excinfo.value, LLMEvalError) or _is_test_timeout(excinfo) or _inside_model_call(excinfo)
+    ):
         return "error"
     return "failed"
+
+
+def _warn_unused_checks(item: pytest.Item, record: CaseRecord) -> None:
+    """Warn about failed checks whose result the test never looked at: ``exact(out, "yes")``
+    on its own line records a failure that the test's outcome does not show."""
+    for result in record.results:
+        used = getattr(result, "used", None)
+        if used is None or used or bool(result.passed):
+            continue
+        item.warn(
+            UnusedCheckWarning(
+                f"{item.nodeid}: {result.name}() failed but its result was neither asserted nor used "
+                f"(expected {short_repr(result.expected, 60)}, got {short_repr(result.actual, 60)}); "
+                f"write `assert {result.name}(...)`, or use its result"
+            )
+        )
 
 
 def _result_dict(result: Any) -> dict[str, Any]:

@@ -16,7 +16,11 @@ import pytest
 from pytest_llmeval.errors import ConfigError
 from pytest_llmeval.models import CACHE_MODES, DEFAULT_CACHE_PATH, CacheMode, ModelSpec
 
-__all__ = ["Settings", "add_options"]
+__all__ = ["Settings", "add_options", "BATCH_WAIT_CAP_S"]
+
+#: The longest a run waits for its batches: the providers' completion window (24 h), after
+#: which a batch has expired and waiting longer cannot help.
+BATCH_WAIT_CAP_S = 86400.0
 
 
 #: How --llmeval-report writes a failed case that its eval tolerates (see reports.junit).
@@ -68,7 +72,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         type=float,
         metavar="SECONDS",
-        help="Timeout of one model request. Default: 60.",
+        help="Deadline of one model call, all its attempts and waits included. Default: 60.",
     )
     add(
         "--llmeval-retries",
@@ -163,6 +167,22 @@ def add_options(parser: pytest.Parser) -> None:
         help="Stop making model calls once the estimated cost reaches USD.",
     )
     add(
+        "--llmeval-batch",
+        dest="llmeval_batch",
+        action="store_true",
+        default=None,
+        help="Send the planned calls of OpenAI and Anthropic models through their batch APIs, at the batch price.",
+    )
+    add(
+        "--llmeval-batch-wait",
+        dest="llmeval_batch_wait",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="How long a run waits for its batches; pending ones are collected by the next run. "
+        "Default: until done (at most 24 h, the providers' completion window).",
+    )
+    add(
         "--llmeval-no-junit-properties",
         dest="llmeval_no_junit_properties",
         action="store_true",
@@ -176,9 +196,15 @@ def add_options(parser: pytest.Parser) -> None:
                   default="")  # fmt: skip
     parser.addini("llmeval_cache", "Cache mode: use, replay, refresh or off.", default="")
     parser.addini("llmeval_cache_path", "SQLite cache and call log path, relative to the rootdir.", default="")
-    parser.addini("llmeval_timeout", "Timeout of one model request in seconds.", default="")
+    parser.addini("llmeval_recordings", "Committed recordings (cache export JSONL), relative to the rootdir: "
+                  "imported into the cache at the start of every run.", default="")  # fmt: skip
+    parser.addini("llmeval_timeout", "Deadline of one model call in seconds, all its attempts included.", default="")
     parser.addini("llmeval_concurrency", "Model calls made at once.", default="")
+    parser.addini("llmeval_retries", "Retries of a rate-limited or failed request.", default="")
+    parser.addini("llmeval_alpha", "Significance level of the baseline test.", default="")
     parser.addini("llmeval_max_cost", "Stop calls once the estimated cost reaches this many USD.", default="")
+    parser.addini("llmeval_batch", "Use the providers' batch APIs for planned calls.", type="bool", default=False)
+    parser.addini("llmeval_batch_wait", "Seconds a run waits for its batches (default: until done, 24 h).", default="")
     parser.addini("llmeval_prices", "Extra prices: 'PROVIDER:MODEL INPUT CACHED OUTPUT' USD per million tokens.",
                   type="linelist", default=[])  # fmt: skip
     parser.addini("llmeval_intercept", "Serve the app's own openai/anthropic SDK calls in every eval.",
@@ -187,6 +213,8 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every option of the plugin, validated (see :meth:`from_config`)."""
+
     cli_models: tuple[ModelSpec, ...]
     ini_models: tuple[ModelSpec, ...]
     cli_judge: ModelSpec | None
@@ -209,6 +237,9 @@ class Settings:
     prices: dict[str, tuple[float, float, float]]
     allow_self_judge: bool = False
     judge_templates: Path | None = None
+    recordings: Path | None = None
+    batch: bool = False
+    batch_wait_s: float = 86400.0
     report_strict: bool = False
     report_tolerated: str = "passed"
     intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
@@ -234,18 +265,11 @@ class Settings:
             raw = ini(ini_name)
             return (raw if raw != "" else None), f"ini option {ini_name}"
 
-        def number(name: str, ini_name: str, kind: type, default: Any, lo: float, hi: float | None = None) -> Any:
+        def number(
+            name: str, ini_name: str, kind: type, default: Any, lo: float, hi: float | None = None, above: bool = False
+        ) -> Any:
             value, source = pick(name, ini_name)
-            if value is None:
-                return default
-            try:
-                value = kind(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{source}: expected a {kind.__name__}, got {value!r}") from None
-            if value < lo or (hi is not None and value > hi):
-                bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-                raise ConfigError(f"{source}: must be {bound}, got {value!r}")
-            return value
+            return _checked_number(value, source, kind, default, lo, hi, above=above)
 
         cli_models = tuple(ModelSpec.parse(m, source="--llmeval-model") for m in opt("llmeval_model") or ())
         ini_models = tuple(ModelSpec.parse(m, source="ini option llmeval_models") for m in ini("llmeval_models"))
@@ -274,33 +298,73 @@ class Settings:
             ini_judge=ModelSpec.parse(ini_judge, source="ini option llmeval_judge") if ini_judge else None,
             cache_mode=cast("CacheMode", mode),  # checked against CACHE_MODES above
             cache_path=cache_path,
-            timeout_s=number("llmeval_timeout", "llmeval_timeout", float, 60.0, 0.001),
-            retries=_cli_number(opt("llmeval_retries"), "--llmeval-retries", int, 4, 0),
-            min_pass_rate=_cli_number(opt("llmeval_min_pass_rate"), "--llmeval-min-pass-rate", float, None, 0.0, 1.0),
-            repeat=_cli_number(opt("llmeval_repeat"), "--llmeval-repeat", int, None, 1),
+            timeout_s=number("llmeval_timeout", "llmeval_timeout", float, 60.0, 0.001, _MAX_TIMEOUT_S),
+            retries=number("llmeval_retries", "llmeval_retries", int, 4, 0, _MAX_RETRIES),
+            # CLI only: an ini value would override the markers, against CLI > marker > ini.
+            min_pass_rate=_checked_number(opt("llmeval_min_pass_rate"), "--llmeval-min-pass-rate", float, None, 0, 1),
+            repeat=_checked_number(opt("llmeval_repeat"), "--llmeval-repeat", int, None, 1, _MAX_REPEAT),
             report_path=out_path("llmeval_report"),
             json_path=out_path("llmeval_json"),
             markdown_path=out_path("llmeval_markdown"),
             html_path=out_path("llmeval_html"),
             baseline_path=out_path("llmeval_baseline"),
-            alpha=_cli_number(opt("llmeval_alpha"), "--llmeval-alpha", float, 0.05, 0.0, 1.0),
-            concurrency=number("llmeval_concurrency", "llmeval_concurrency", int, 8, 0),
+            # alpha 0 would be a baseline test that can never fail: refused, not silently off.
+            alpha=number("llmeval_alpha", "llmeval_alpha", float, 0.05, 0.0, 1.0, above=True),
+            concurrency=number("llmeval_concurrency", "llmeval_concurrency", int, 8, 0, _MAX_CONCURRENCY),
             max_cost=max_cost,
             junit_properties=not opt("llmeval_no_junit_properties"),
             prices=_parse_prices(ini("llmeval_prices")),
             allow_self_judge=bool(opt("llmeval_allow_self_judge") or ini("llmeval_allow_self_judge")),
             judge_templates=_judge_templates(ini("llmeval_judge_templates"), rootdir),
+            recordings=_recordings(ini("llmeval_recordings"), rootdir),
+            batch=bool(opt("llmeval_batch") or ini("llmeval_batch")),
+            batch_wait_s=number(
+                "llmeval_batch_wait", "llmeval_batch_wait", float, BATCH_WAIT_CAP_S, 0.0, BATCH_WAIT_CAP_S
+            ),
             report_strict=bool(opt("llmeval_report_strict")),
             report_tolerated=opt("llmeval_report_tolerated") or "passed",
             intercept=bool(ini("llmeval_intercept")),
         )
 
 
-def _cli_number(value: Any, source: str, kind: type, default: Any, lo: float, hi: float | None = None) -> Any:
+# Upper bounds that catch a slipped digit or an overflow before it turns into a hang, a
+# thread pool of millions or a run of millions of calls; far above any real use.
+_MAX_TIMEOUT_S = 86_400.0
+_MAX_RETRIES = 100
+_MAX_CONCURRENCY = 1024
+_MAX_REPEAT = 10_000
+
+
+def _checked_number(
+    value: Any, source: str, kind: type, default: Any, lo: float, hi: float | None = None, *, above: bool = False
+) -> Any:
+    """``value`` (a CLI value already typed by argparse, or ini text) as ``kind`` within
+    ``lo..hi`` (``lo`` itself excluded when ``above``); anything else is a
+    :class:`ConfigError` naming ``source``.
+
+    NaN and infinities are refused explicitly: every comparison with NaN is false, so a
+    plain range check would let ``nan`` through (a gate that never fails, a budget that
+    never stops), and ``inf`` is no threshold, timeout or budget anyone means.
+    """
+    import math
+
     if value is None:
         return default
-    if value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if kind is int else float(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{source}: expected {what}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: must be a finite number, got {value!r}")
+    if value < lo or (above and value == lo) or (hi is not None and value > hi):
+        lo_text, hi_text = kind(lo), kind(hi) if hi is not None else None
+        if above:
+            bound = f"above {lo_text}" + (f" and at most {hi_text}" if hi is not None else "")
+        else:
+            bound = f"between {lo_text} and {hi_text}" if hi is not None else f"at least {lo_text}"
         raise ConfigError(f"{source}: must be {bound}, got {value!r}")
     return kind(value)
 
@@ -332,3 +396,11 @@ def _judge_templates(value: str, rootdir: Path) -> Path | None:
     if not path.is_dir():
         raise ConfigError(f"ini option llmeval_judge_templates: {path} is not a directory")
     return path
+
+
+def _recordings(value: str, rootdir: Path) -> Path | None:
+    value = value.strip()
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else rootdir / path

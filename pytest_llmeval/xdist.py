@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pytest_llmeval.session import EvalSession
 
 _TALLIES_KEY = "llmeval_tallies"
+_COLLECTED_KEY = "llmeval_collected"
 # The serialized report's field that carries ``report.llmeval`` as ASCII JSON.
 _WIRE_KEY = "llmeval_json"
 
@@ -39,6 +40,9 @@ class XdistHooks:
         if workeroutput is not None:
             stats = self.session.caller.stats
             workeroutput[_TALLIES_KEY] = {k: getattr(stats, k) for k in ("calls", "hits", "retries", "errors")}
+            # Every worker collects (and deselects) the whole suite: any one's counts do.
+            counts = self.session.collected_counts(session) or {}
+            workeroutput[_COLLECTED_KEY] = [[e, m, n] for (e, m), n in sorted(counts.items(), key=str)]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(
@@ -67,6 +71,9 @@ class XdistHooks:
         tallies = (getattr(node, "workeroutput", None) or {}).get(_TALLIES_KEY)
         if tallies:
             self.session.gate.add_worker_tallies(tallies)
+        collected = (getattr(node, "workeroutput", None) or {}).get(_COLLECTED_KEY)
+        if collected and self.session.worker_collected is None:
+            self.session.worker_collected = [(e, m, int(n)) for e, m, n in collected]
 
 
 def _wire_safe(value: Any) -> Any:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeAPI", "Recorded", "FAULT_KINDS"]
+__all__ = ["FakeAPI", "FakeBatch", "Recorded", "FAULT_KINDS", "HOSTILE_KINDS"]
 
 MODEL_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/v1/responses": "openai"}
 FAULT_KINDS = frozenset({"429", "500", "503", "529", "400", "timeout", "reset", "garbage", "html"})
@@ -109,6 +109,296 @@ def _is_content(content: Any) -> bool:
     )
 
 
+# ----- batch endpoints (OpenAI Batch + files, Anthropic Message Batches) ------------------------
+# A separate block: the FakeAPI class below mixes it in; the model endpoints above know nothing of
+# it but one routing line in FakeAPI._handle_one.
+
+_BATCH_PREFIXES = ("/v1/files", "/v1/batches", "/v1/messages/batches")
+
+
+@dataclass
+class _BatchError:
+    when: str
+    message: str
+    status: int = 400
+    provider: str | None = None
+
+
+@dataclass
+class FakeBatch:
+    """One batch as the fake server keeps it (``lines``: the requests, in submission order)."""
+
+    id: str
+    provider: str  # "openai" | "anthropic"
+    lines: list[dict[str, Any]]
+    created: float  # time.monotonic() at creation
+    created_at: int  # wall-clock seconds, as the APIs report it
+    delay: float
+    state: str = "in_progress"  # in_progress | ended | expired | cancelled
+    results: dict[str, dict[str, Any]] | None = None  # custom_id -> outcome, once ended
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    retrieves: int = 0
+    input_file_id: str | None = None
+
+
+class _BatchEndpoints:
+    """Mixed into :class:`FakeAPI`: the batch endpoints as the ``openai`` and ``anthropic`` SDKs call them.
+
+    A batch ends ``batch_delay`` seconds after it was created (checked whenever it is retrieved);
+    its answers come from the same rules as live calls, at that moment. :meth:`batch_error` makes
+    matching requests of a batch fail one by one; :meth:`expire_batches` and
+    :meth:`cancel_batches` end pending batches the way the providers do.
+    """
+
+    _lock: threading.Lock
+    _requests: list[Recorded]
+
+    def _batch_init(self) -> None:
+        #: Seconds from a batch's creation until it has ended.
+        self.batch_delay = 0.0
+        self._batches: dict[str, FakeBatch] = {}
+        self._files: dict[str, bytes] = {}
+        self._batch_errors: list[_BatchError] = []
+
+    # ----- configuration -------------------------------------------------------------------
+    @property
+    def batches(self) -> list[FakeBatch]:
+        """Every batch created, in creation order."""
+        with self._lock:
+            return list(self._batches.values())
+
+    def batch_requests(self) -> list[Recorded]:
+        """The requests received on the batch and file endpoints."""
+        with self._lock:
+            return [r for r in self._requests if r.path.startswith(_BATCH_PREFIXES)]
+
+    def batch_error(self, when: str, message: str = "Invalid request (injected).", *, status: int = 400,
+                    provider: str | None = None) -> None:  # fmt: skip
+        """Inside batches, requests whose last user text contains ``when`` fail with ``message``."""
+        with self._lock:
+            self._batch_errors.append(_BatchError(when, message, status, provider))
+
+    def expire_batches(self, *, except_when: str | None = None) -> int:
+        """End every pending batch as expired; requests whose text contains ``except_when`` are
+        answered first (a partly done batch). Returns how many batches expired."""
+        return self._end_pending("expired", except_when)
+
+    def cancel_batches(self) -> int:
+        """End every pending batch as cancelled (as if cancelled elsewhere)."""
+        return self._end_pending("cancelled", None)
+
+    # ----- routing -------------------------------------------------------------------------
+    def _batch_handle(self, h: _Handler, rec: Recorded, path: str, raw: bytes | None) -> None:
+        parts = path.split("/")[2:]  # after "", "v1"
+        method = h.command
+        try:
+            if parts[0] == "files":
+                if method == "POST" and len(parts) == 1:
+                    return self._file_upload(h, rec, raw or b"")
+                if method == "GET" and len(parts) == 3 and parts[2] == "content":
+                    data = self._files.get(parts[1])
+                    if data is None:
+                        return self._error(h, rec, 404, f"No such File object: {parts[1]}")
+                    return self._send(h, rec, 200, data, ctype="application/octet-stream")
+            elif parts[0] == "batches":
+                if method == "POST" and len(parts) == 1:
+                    return self._openai_batch_create(h, rec)
+                if len(parts) >= 2:
+                    batch = self._batch_get(parts[1], "openai")
+                    if batch is None:
+                        return self._error(h, rec, 404, f"No batch found with id '{parts[1]}'.")
+                    if method == "POST" and parts[2:] == ["cancel"]:
+                        self._batch_cancel(batch)
+                    return self._send(h, rec, 200, json.dumps(self._openai_batch_json(batch)).encode())
+            elif parts[:2] == ["messages", "batches"]:
+                if method == "POST" and len(parts) == 2:
+                    return self._anthropic_batch_create(h, rec)
+                if len(parts) >= 3:
+                    batch = self._batch_get(parts[2], "anthropic")
+                    if batch is None:
+                        return self._error(h, rec, 404, f"No batch found with id '{parts[2]}'.")
+                    if method == "POST" and parts[3:] == ["cancel"]:
+                        self._batch_cancel(batch)
+                    elif method == "GET" and parts[3:] == ["results"]:
+                        if batch.results is None:
+                            return self._error(h, rec, 400, "The batch is still processing.")
+                        lines = [json.dumps({"custom_id": cid, "result": out}) for cid, out in batch.results.items()]
+                        return self._send(h, rec, 200, ("\n".join(lines) + "\n").encode(), ctype="application/binary")
+                    return self._send(h, rec, 200, json.dumps(self._anthropic_batch_json(batch, h)).encode())
+        except _BadRequest as exc:
+            return self._error(h, rec, 400, str(exc), exc.param)
+        return self._error(h, rec, 404, f"Unknown request URL: {method} {h.path}")
+
+    # ----- OpenAI --------------------------------------------------------------------------
+    def _file_upload(self, h: _Handler, rec: Recorded, raw: bytes) -> None:
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        ctype = rec.headers.get("content-type", "")
+        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+        fields: dict[str, bytes] = {}
+        filename = "upload"
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields[str(name)] = part.get_payload(decode=True) or b""
+            filename = part.get_filename() or filename
+        if "file" not in fields or fields.get("purpose") != b"batch":
+            raise _BadRequest("expected a multipart upload with a file and purpose=batch", "file")
+        file_id = "file-" + uuid.uuid4().hex[:24]
+        with self._lock:
+            self._files[file_id] = fields["file"]
+        obj = {"id": file_id, "object": "file", "bytes": len(fields["file"]), "created_at": int(time.time()),
+               "filename": filename, "purpose": "batch", "status": "processed"}  # fmt: skip
+        self._send(h, rec, 200, json.dumps(obj).encode())
+
+    def _openai_batch_create(self, h: _Handler, rec: Recorded) -> None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        data = self._files.get(str(body.get("input_file_id")))
+        if data is None:
+            raise _BadRequest(f"Invalid 'input_file_id': {body.get('input_file_id')!r}.", "input_file_id")
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            raise _BadRequest("FakeAPI batches support endpoint /v1/chat/completions, window 24h", "endpoint")
+        lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        batch = self._batch_new("batch_", "openai", lines)
+        batch.input_file_id = body["input_file_id"]
+        self._send(h, rec, 200, json.dumps(self._openai_batch_json(batch)).encode())
+
+    def _openai_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
+        results = batch.results or {}
+        completed = sum(1 for r in results.values() if r["type"] == "succeeded")
+        failed = sum(1 for r in results.values() if r["type"] == "errored")
+        status = {"ended": "completed"}.get(batch.state, batch.state)
+        return {
+            "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+            "input_file_id": batch.input_file_id, "completion_window": "24h", "status": status,
+            "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
+            "created_at": batch.created_at, "metadata": None,
+            "request_counts": {"total": len(batch.lines), "completed": completed, "failed": failed},
+        }  # fmt: skip
+
+    # ----- Anthropic -----------------------------------------------------------------------
+    def _anthropic_batch_create(self, h: _Handler, rec: Recorded) -> None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise _BadRequest("requests: at least one request is required")
+        ids = [r.get("custom_id") for r in requests]
+        if len(set(ids)) != len(ids) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+            raise _BadRequest("requests: custom_id values must be unique strings of 1 to 64 characters")
+        batch = self._batch_new("msgbatch_", "anthropic", requests)
+        self._send(h, rec, 200, json.dumps(self._anthropic_batch_json(batch, h)).encode())
+
+    def _anthropic_batch_json(self, batch: FakeBatch, h: _Handler) -> dict[str, Any]:
+        results = batch.results or {}
+        counts = {k: 0 for k in ("processing", "succeeded", "errored", "canceled", "expired")}
+        for out in results.values():
+            counts[out["type"]] += 1
+        counts["processing"] = len(batch.lines) - len(results)
+        host = h.headers.get("host", "127.0.0.1")
+        return {
+            "id": batch.id, "type": "message_batch",
+            "processing_status": "in_progress" if batch.results is None else "ended",
+            "request_counts": counts, "created_at": _iso(batch.created_at), "expires_at": _iso(batch.created_at + 86400),
+            "ended_at": None if batch.results is None else _iso(time.time()), "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": None if batch.results is None else f"http://{host}/v1/messages/batches/{batch.id}/results",
+        }  # fmt: skip
+
+    # ----- shared --------------------------------------------------------------------------
+    def _batch_new(self, prefix: str, provider: str, lines: list[dict[str, Any]]) -> FakeBatch:
+        batch = FakeBatch(prefix + uuid.uuid4().hex[:20], provider, lines, time.monotonic(), int(time.time()),
+                          self.batch_delay)  # fmt: skip
+        with self._lock:
+            self._batches[batch.id] = batch
+        return batch
+
+    def _batch_get(self, batch_id: str, provider: str) -> FakeBatch | None:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+        if batch is None or batch.provider != provider:
+            return None
+        batch.retrieves += 1
+        if batch.results is None and time.monotonic() - batch.created >= batch.delay:
+            self._batch_finish(batch, "ended", None)
+        return batch
+
+    def _batch_cancel(self, batch: FakeBatch) -> None:
+        if batch.results is None:
+            self._batch_finish(batch, "cancelled", None)
+
+    def _end_pending(self, state: str, except_when: str | None) -> int:
+        pending = [b for b in self.batches if b.results is None]
+        for batch in pending:
+            self._batch_finish(batch, state, except_when)
+        return len(pending)
+
+    def _batch_finish(self, batch: FakeBatch, state: str, answered_when: str | None) -> None:
+        """Work out every request's outcome: answered, errored, or missing (expired/cancelled)."""
+        results: dict[str, dict[str, Any]] = {}
+        for line in batch.lines:
+            body = line.get("body") if batch.provider == "openai" else line.get("params")
+            text = _last_user_text(body) if isinstance(body, dict) and isinstance(body.get("messages"), list) else ""
+            if state != "ended" and (answered_when is None or answered_when not in text):
+                results[line["custom_id"]] = {"type": "expired" if state == "expired" else "canceled"}
+                continue
+            results[line["custom_id"]] = self._batch_outcome(batch.provider, body, text)
+        with self._lock:
+            batch.state = state
+            batch.results = results
+            if batch.provider == "openai":
+                out = [self._openai_line(cid, r) for cid, r in results.items() if r["type"] == "succeeded"]
+                err = [self._openai_line(cid, r) for cid, r in results.items() if r["type"] != "succeeded"]
+                if out:
+                    batch.output_file_id = "file-" + uuid.uuid4().hex[:24]
+                    self._files[batch.output_file_id] = "".join(json.dumps(x) + "\n" for x in out).encode()
+                if err:
+                    batch.error_file_id = "file-" + uuid.uuid4().hex[:24]
+                    self._files[batch.error_file_id] = "".join(json.dumps(x) + "\n" for x in err).encode()
+
+    def _batch_outcome(self, provider: str, body: Any, text: str) -> dict[str, Any]:
+        fake: Any = self
+        with self._lock:
+            errors = [e for e in self._batch_errors if e.provider in (None, provider) and e.when in text]
+        try:
+            (fake._validate_openai if provider == "openai" else fake._validate_anthropic)(body)
+            if errors:
+                raise _BadRequest(errors[-1].message)
+        except _BadRequest as exc:
+            kind = "invalid_request_error"
+            return {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": str(exc)}}}
+        ans = fake._answer(body, provider, text)
+        if provider == "openai":
+            return {"type": "succeeded", "message": fake._openai_response(body, ans)}
+        return {"type": "succeeded", "message": fake._anthropic_response(body, ans)}
+
+    @staticmethod
+    def _openai_line(custom_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        line: dict[str, Any] = {"id": "batch_req_" + uuid.uuid4().hex[:20], "custom_id": custom_id}
+        if result["type"] == "succeeded":
+            line["response"] = {"status_code": 200, "request_id": "req_" + uuid.uuid4().hex, "body": result["message"]}
+            line["error"] = None
+        elif result["type"] == "errored":
+            message = result["error"]["error"]["message"]
+            line["response"] = {"status_code": 400, "request_id": "req_" + uuid.uuid4().hex,
+                                "body": {"error": {"message": message, "type": "invalid_request_error"}}}  # fmt: skip
+            line["error"] = None
+        else:
+            line["response"] = None
+            code = "batch_expired" if result["type"] == "expired" else "batch_cancelled"
+            line["error"] = {
+                "code": code,
+                "message": f"This request could not be executed before the batch {result['type']}.",
+            }
+        return line
+
+
+def _iso(seconds: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung handler must never keep the interpreter alive
     block_on_close = False  # server_close() must not join handler threads
@@ -150,7 +440,185 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_GET
 
 
-class FakeAPI:
+# ----- hostile servers (issue 15): empty 200s, outages, drip-feeding, quota and auth errors -----
+# One block, mixed into FakeAPI: the fault machinery below reaches it through three one-line
+# hooks (FakeAPI._take_fault, FakeAPI._fail, FakeAPI.clear).
+
+#: What :meth:`FakeAPI.hostile` can make the next matching requests get.
+HOSTILE_KINDS = frozenset(
+    {
+        "empty",  # 200 with `{}`
+        "no-content",  # 200; OpenAI `choices: []`, Anthropic `content: []`
+        "null-content",  # 200; OpenAI `message.content: null` (no tool call, no refusal), Anthropic `content: null`
+        "blank-choice",  # 200; OpenAI `choices: [{}]`, Anthropic `content: [{}]`
+        "error-200",  # 200 carrying the provider's error object
+        "299",  # a 2xx other than 200, with no body
+        "drip",  # a right answer, one byte every `interval` seconds (status line and headers included)
+        "quota",  # 429 insufficient_quota: not a rate limit, the account has no credit left
+        "401",  # the key is rejected
+        "401-echo",  # the key is rejected and the error echoes the Authorization header back
+        "403",  # the key may not use this endpoint or model
+        "no-schema-500",  # a JSON-schema response_format gets HTTP 500, as llama-cpp-python's server answers it
+        "no-schema-400",  # a JSON-schema response_format gets HTTP 400; other requests are answered
+        "no-format-400",  # any response_format but text gets HTTP 400; other requests are answered
+    }
+)
+_HOSTILE_STATUS = {"401": 401, "401-echo": 401, "403": 403, "quota": 429}
+_HOSTILE_MESSAGE = {
+    401: "Incorrect API key provided.",
+    403: "Your API key does not have permission to use the specified resource.",
+    429: "You exceeded your current quota, please check your plan and billing details.",
+}
+
+
+@dataclass
+class _Hostile(_Fault):
+    interval: float = 1.0  # "drip": seconds between two bytes
+
+
+@dataclass
+class _Outage:
+    seconds: float
+    status: int
+    provider: str | None
+    until: float | None = None  # time.monotonic() at which it ends; set by the first request
+
+
+class _HostileServer:
+    """The hostile behaviours of :class:`FakeAPI` (a mixin: it uses FakeAPI's lock, faults and sender)."""
+
+    _lock: threading.Lock
+    _faults: list[_Fault]
+    _stopping: threading.Event
+
+    def hostile(
+        self, kind: str, *, count: int = 1, when: str | None = None, provider: str | None = None, interval: float = 1.0
+    ) -> None:
+        """Make the next ``count`` matching valid model requests get ``kind`` (see HOSTILE_KINDS).
+
+        ``interval``: for "drip", the seconds between two bytes of the answer.
+        """
+        if kind not in HOSTILE_KINDS:
+            raise ValueError(f"unknown hostile kind {kind!r}; expected one of {sorted(HOSTILE_KINDS)}")
+        with self._lock:
+            self._faults.append(_Hostile(kind, count, when, provider, interval=interval))
+
+    def outage(self, seconds: float, *, status: int = 503, provider: str | None = None) -> None:
+        """Answer every model request with ``status`` for ``seconds`` from the first one that
+        comes (a server starting up, however long the client takes to start).
+
+        For "the first N requests", ``fault("503", count=N)`` does it.
+        """
+        with self._lock:
+            self._outage_list().append(_Outage(seconds, status, provider))
+
+    def _outage_list(self) -> list[_Outage]:
+        return self.__dict__.setdefault("_outages", [])
+
+    def _take_outage(self, provider: str) -> _Fault | None:
+        """The fault of an outage in progress, if any (``self._lock`` held)."""
+        outages = self._outage_list()
+        now = time.monotonic()
+        for outage in outages:
+            if outage.provider in (None, provider) and outage.until is None:
+                outage.until = now + outage.seconds
+        outages[:] = [o for o in outages if o.until is None or o.until > now]
+        for outage in outages:
+            if outage.provider in (None, provider):
+                return _Fault(str(outage.status))
+        return None
+
+    def _clear_hostile(self) -> None:
+        self._outage_list().clear()
+        # Answers still being drip-fed stop: a client thread that gave up at its deadline may
+        # still be reading, and the next test must not see that request in flight.
+        self.__dict__["_epoch"] = self.__dict__.get("_epoch", 0) + 1
+
+    def _fail_hostile(self, h: _Handler, rec: Recorded, flt: _Hostile) -> None:
+        fake: Any = self  # the FakeAPI this is mixed into
+        anthropic = rec.provider == "anthropic"
+        kind = flt.kind
+        body: Any
+        if kind in _HOSTILE_STATUS:
+            status = _HOSTILE_STATUS[kind]
+            message = _HOSTILE_MESSAGE[status]
+            if kind == "401-echo":  # as some proxies do: the request's own header, verbatim
+                message += f" Received header: Authorization: {rec.headers.get('authorization', '')}"
+            if anthropic:
+                kinds = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+                body = {"type": "error", "error": {"type": kinds[status], "message": message}}
+            else:
+                code = {401: "invalid_api_key", 403: "unsupported_country_region_territory", 429: "insufficient_quota"}
+                kinds = {401: "invalid_request_error", 403: "invalid_request_error", 429: "insufficient_quota"}
+                body = {"error": {"message": message, "type": kinds[status], "param": None, "code": code[status]}}
+            return fake._send(h, rec, status, json.dumps(body).encode())
+        if kind == "299":
+            return fake._send(h, rec, 299, b"")
+        if kind.startswith(("no-schema", "no-format")):
+            rejected = ("json_schema",) if kind.startswith("no-schema") else ("json_schema", "json_object")
+            return self._reject_schema(h, rec, 500 if kind == "no-schema-500" else 400, rejected)
+        if kind == "drip":
+            return self._drip(h, rec, flt.interval)
+        if kind == "error-200":
+            if anthropic:
+                body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            else:
+                body = {
+                    "error": {"message": "The server had an error processing your request.", "type": "server_error"}
+                }
+        elif kind == "empty":
+            body = {}
+        elif anthropic:
+            body = fake._anthropic_response(rec.body, {"text": "x"})
+            body["content"] = {"no-content": [], "null-content": None, "blank-choice": [{}]}[kind]
+        else:
+            body = fake._openai_response(rec.body, {"text": "x"})
+            if kind == "no-content":
+                body["choices"] = []
+            elif kind == "blank-choice":
+                body["choices"] = [{}]
+            else:  # null-content
+                body["choices"][0]["message"].update(content=None, refusal=None, tool_calls=None)
+        fake._send(h, rec, 200, json.dumps(body).encode())
+
+    def _reject_schema(self, h: _Handler, rec: Recorded, status: int, rejected: tuple[str, ...]) -> None:
+        """A server that does not know the response formats ``rejected``."""
+        fake: Any = self
+        if ((rec.body or {}).get("response_format") or {}).get("type") not in rejected:
+            ans = fake._answer(rec.body, rec.provider, _last_user_text(rec.body))
+            make = fake._anthropic_response if rec.provider == "anthropic" else fake._openai_response
+            return fake._send(h, rec, 200, json.dumps(make(rec.body, ans)).encode())
+        # llama-cpp-python's wording (a FastAPI validation error it reports as a 500).
+        message = (
+            "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+            "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+        )
+        kind = "internal_server_error" if status == 500 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": "response_format", "code": None}}
+        fake._send(h, rec, status, json.dumps(body).encode())
+
+    def _drip(self, h: _Handler, rec: Recorded, interval: float) -> None:
+        """A right answer sent one byte at a time: no single read waits longer than ``interval``."""
+        fake: Any = self
+        ans = fake._answer(rec.body, rec.provider, _last_user_text(rec.body))
+        make = fake._anthropic_response if rec.provider == "anthropic" else fake._openai_response
+        data = json.dumps(make(rec.body, ans)).encode()
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+        wire = head.encode() + data
+        h.close_connection = True
+        rec.status = 200
+        epoch = self.__dict__.get("_epoch", 0)
+        try:
+            for i in range(len(wire)):
+                if self._stopping.wait(interval) or self.__dict__.get("_epoch", 0) != epoch:
+                    return
+                h.wfile.write(wire[i : i + 1])
+                h.wfile.flush()
+        except OSError:  # the client gave up: what a deadline is for
+            pass
+
+
+class FakeAPI(_BatchEndpoints, _HostileServer):
     """Imitation OpenAI + Anthropic HTTP API on an ephemeral 127.0.0.1 port; thread-safe.
 
     ``with FakeAPI() as api: openai.OpenAI(api_key="k", base_url=api.openai_base_url)``.
@@ -170,6 +638,7 @@ class FakeAPI:
         self._in_flight = 0
         #: The most requests that were being handled at one moment (concurrency, without a clock).
         self.peak_in_flight = 0
+        self._batch_init()  # the batch endpoints' state (see _BatchEndpoints)
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeAPI:
@@ -280,6 +749,8 @@ class FakeAPI:
             self._rate = None
             self.latency = 0.0
             self.peak_in_flight = 0
+            self._clear_hostile()
+        self._batch_init()
 
     # ----- request handling ------------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -309,6 +780,8 @@ class FakeAPI:
             self._requests.append(rec)
         if self.latency > 0:
             self._stopping.wait(self.latency)
+        if path.startswith(_BATCH_PREFIXES):
+            return self._batch_handle(h, rec, path, raw)
         if path not in MODEL_PATHS or h.command != "POST":
             return self._error(h, rec, 404, f"Unknown request URL: {h.command} {h.path}")
         if self.require_key is not None:
@@ -342,6 +815,8 @@ class FakeAPI:
 
     def _take_fault(self, provider: str, user_text: str) -> _Fault | None:
         with self._lock:
+            if outage := self._take_outage(provider):
+                return outage
             for flt in self._faults:
                 if flt.provider in (None, provider) and (flt.when is None or flt.when in user_text):
                     flt.remaining -= 1
@@ -355,6 +830,8 @@ class FakeAPI:
         return None
 
     def _fail(self, h: _Handler, rec: Recorded, flt: _Fault) -> None:
+        if isinstance(flt, _Hostile):
+            return self._fail_hostile(h, rec, flt)
         if flt.kind in ECHO_AUTH_KINDS:
             return self._fail_echoing_auth(h, rec, flt)
         if flt.kind == "reset":

@@ -124,6 +124,7 @@ def test_a_layer_imports_only_what_it_may(layer: str, allowed: tuple[str, ...]) 
     [
         ("pytest_llmeval.providers", ("calls.caller", "planning", "session", "plugin", "gate", "reports")),
         ("pytest_llmeval.planning", ("session", "plugin")),
+        ("pytest_llmeval.intercept", ("session", "plugin", "planning", "gate", "reports")),
         ("pytest_llmeval.calls", ("planning", "session", "plugin", "gate", "reports")),
     ],
 )

@@ -14,7 +14,7 @@ from pytest_llmeval.calls.budget import Budget
 from pytest_llmeval.calls.pricing import estimate_cost
 from pytest_llmeval.calls.ratelimit import RateLimiters
 from pytest_llmeval.calls.registry import ProviderRegistry
-from pytest_llmeval.calls.retry import RetryPolicy, call_with_retries
+from pytest_llmeval.calls.retry import Deadline, RetryPolicy, call_with_retries
 from pytest_llmeval.errors import BudgetExceededError, CacheMissError, LLMEvalError, PlanningStop, ProviderError
 from pytest_llmeval.models import CacheMode, Completion, Request, Usage, canonical_json
 from pytest_llmeval.recording import CallInfo, record_call
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from pytest_llmeval.store.db import Store
 
 __all__ = ["Caller"]
+
+# Where an answer carries its earlier attempts' time from the retry loop to call(); taken
+# off before the answer is stored.
+_WAITED = "_llmeval_waited_s"
 
 #: True while this thread (or task) runs a provider call of the plugin itself: SDK traffic
 #: interception (pytest_llmeval.intercept) lets such requests through, so that ``llm(...)``,
@@ -41,6 +45,7 @@ class CallerStats:
     retries: int = 0
     errors: int = 0
     rate_limited: int = 0  # 429 answers, retried or not
+    batched: int = 0  # calls answered through a provider's batch API (--llmeval-batch)
     cost_usd: float = 0.0  # estimated spend of the calls made in this run
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -70,6 +75,7 @@ class _Prefetched:
 
     cost_usd: float
     latency_s: float
+    batch_id: str | None = None  # answered through this provider batch (--llmeval-batch)
 
 
 class Caller:
@@ -117,17 +123,23 @@ class Caller:
         # run, and a repeat of it in the same run (the planning pass, or a rerun) reads this.
         self._fresh: dict[str, dict[str, Any]] = {}
         self.budget = Budget(max_cost, prices)
-        self.limiters = RateLimiters(concurrency)
+        # An endpoint that fails every attempt for a whole deadline is given up for the run.
+        self.limiters = RateLimiters(concurrency, give_up_after_s=self.retry.timeout_s)
         # The planning pass attaches itself here (planning/planner.py); while it runs a test
         # body for planning, its context answers what it can and stops at the first miss.
         self.planner: PlanningSource | None = None
         self.live_calls = 0  # provider calls made by the tests themselves (not prefetched)
         self._prefetched: dict[str, _Prefetched] = {}
+        # Seconds of failed attempts and Retry-After waits before a call's answer, by key.
+        self._waited: dict[str, float] = {}
         # Requests that failed for good while prefetching: the real run raises the same
         # error for them instead of calling (and retrying) a failing server again.
         self._failed: dict[str, LLMEvalError] = {}
         # Calls the planning pass has in flight: a test that needs one waits for it.
         self._inflight: dict[str, Future[bool]] = {}
+        # How each judge model asks for its verdict once its server rejected a response format
+        # (judge/judge.py): a run-level fact, learnt once.
+        self.judge_modes: dict[str, str] = {}
         self.closed = False
         self._closing = threading.Lock()  # close() against a late answer being stored
 
@@ -206,14 +218,23 @@ class Caller:
             latency = time.perf_counter() - started
             if error is not None:
                 self._log(request, key, test_id, role, tags, None, latency, cached=False, error=error)
+        batch_id = None
         if prefetched is not None:
             # Fetched by the planning pass for this test: reported as the live call it was.
-            cost, latency = prefetched.cost_usd, prefetched.latency_s
+            cost, latency, batch_id = prefetched.cost_usd, prefetched.latency_s, prefetched.batch_id
+        elif not cached and isinstance(stored.get("latency_s"), (int, float)):
+            # A live call reports the request's own time plus the failed attempts and
+            # Retry-After waits before it, not the SDK import, client start or budget and
+            # rate-limit bookkeeping around it.
+            latency = float(stored["latency_s"]) + self._waited.pop(key, 0.0)
         completion = Completion.from_dict(stored, cached=cached, latency_s=latency, key=key, cost_usd=cost)
         with self.stats.lock:
             self.stats.calls += 1
             self.stats.hits += int(cached)
-        self._log(request, key, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost)
+            self.stats.batched += int(batch_id is not None)
+        self._log(
+            request, key, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost, batch_id=batch_id
+        )
         record_call(
             CallInfo(
                 key=key,
@@ -225,6 +246,7 @@ class Caller:
                 cached_input_tokens=completion.usage.cached_input_tokens,
                 cost_usd=cost,
                 role=role,
+                batch_id=batch_id,
             )
         )
         return completion
@@ -271,8 +293,36 @@ class Caller:
         except LLMEvalError as exc:
             self._failed[key] = exc
             return False
+        self._waited.pop(key, None)  # the planning pass reports the request's own time
         self._prefetched[key] = _Prefetched(cost_usd=cost, latency_s=float(stored.get("latency_s") or 0.0))
         return True
+
+    def accept_batch_answer(
+        self, request: Request, stored: dict[str, Any], *, cost_usd: float, batch_id: str, key: str | None = None
+    ) -> None:
+        """An answer that came through a provider's batch API (calls/batch.py): kept and stored
+        as if called live; the first real call of it reports it with its batch cost and id."""
+        key = key or request.key
+        with self._closing:
+            if self.closed:
+                return
+            self._fresh[key] = stored
+            if self.mode != "off":
+                self.store.put(key, request.key_payload(), stored)
+        try:
+            reservation = self.budget.reserve(request.model)
+        except BudgetExceededError:
+            reservation = None  # already paid for: counted in the stats all the same
+        if reservation is not None:
+            self.budget.settle(reservation, cost_usd)
+        with self.stats.lock:
+            self.stats.cost_usd += cost_usd
+        self._prefetched[key] = _Prefetched(cost_usd, float(stored.get("latency_s") or 0.0), batch_id)
+
+    def fail_planned(self, key: str, error: LLMEvalError) -> None:
+        """A planned request failed for this run (a batch error, a batch still pending): its
+        real call raises ``error`` instead of calling the model."""
+        self._failed[key] = error
 
     def expect(self, key: str, future: Future[bool]) -> None:
         """The planning pass is fetching ``key``: a call of it waits for ``future`` first."""
@@ -305,6 +355,7 @@ class Caller:
         cost = 0.0
         try:
             stored = self._call_provider(provider, request)
+            self._waited[key] = float(stored.pop(_WAITED, 0.0))
             cost = estimate_cost(request.model, Usage.from_dict(stored.get("usage")), self.prices)
         finally:
             self.budget.settle(reservation, cost)
@@ -319,18 +370,36 @@ class Caller:
         return stored, cost
 
     def _call_provider(self, provider: Any, request: Request) -> dict[str, Any]:
+        first_attempt: list[float] = []
+        # One deadline for the call: every attempt gets what is left of it (see calls/retry.py).
+        deadline = Deadline(self.retry.timeout_s)
+
         def once() -> dict[str, Any]:
             if self.closed:
                 raise ProviderError(f"{request.model}: the run ended before this call was made")
+            remaining = deadline.remaining()
             started = time.perf_counter()
+            if not first_attempt:
+                first_attempt.append(started)
             own = PLUGIN_CALL.set(True)
             try:
-                result = provider.complete(request, timeout=self.timeout_s)
+                # The provider runs the request in its own thread (providers/_common.within):
+                # context variables such as PLUGIN_CALL go with it.
+                result = provider.complete(request, timeout=self.timeout_s if remaining is None else remaining)
             finally:
                 PLUGIN_CALL.reset(own)
             result = dict(result)
-            # The model's own latency is kept with the answer, so a replay can report it.
-            result["latency_s"] = round(time.perf_counter() - started, 6)
+            # The model's own latency is kept with the answer, so a replay can report it. A
+            # provider that timed the request alone (without SDK import, client start or a
+            # lock wait) says so in latency_s; otherwise the whole attempt is the estimate.
+            reported = result.get("latency_s")
+            measured = (
+                float(reported)
+                if isinstance(reported, (int, float)) and reported >= 0
+                else time.perf_counter() - started
+            )
+            result["latency_s"] = round(float(measured), 6)
+            result[_WAITED] = started - first_attempt[0]  # earlier attempts and waits; not stored
             return result
 
         def count_retry(exc: ProviderError, _wait: float) -> None:
@@ -340,12 +409,11 @@ class Caller:
 
         endpoint = getattr(provider, "endpoint", "") or request.endpoint
         limiter = self.limiters.get(f"{request.model.provider} {endpoint}")
-        if limiter.broken is not None:
-            raise ProviderError(
-                f"{limiter.broken} [not tried again: every call to {endpoint or request.model} "
-                "has failed so far in this run]"
-            )
-        return call_with_retries(once, self.retry, on_retry=count_retry, gate=limiter)
+        # The limiter refuses calls to an endpoint that cannot answer them (a rejected key,
+        # an exhausted quota, down for a whole deadline), each with its own message.
+        return call_with_retries(
+            once, self.retry, on_retry=count_retry, gate=limiter, deadline=deadline, name=str(request.model)
+        )
 
     # -- budget (--llmeval-max-cost, calls/budget.py) --------------------------------------
     @property
@@ -371,12 +439,15 @@ class Caller:
         cached: bool,
         cost: float = 0.0,
         error: str | None = None,
+        batch_id: str | None = None,
     ) -> None:
         from pytest_llmeval.store.db import now_iso
 
         usage = (response or {}).get("usage") or {}
+        extra = {"batch_id": batch_id} if batch_id is not None else {}
         self.store.log_call(
             {
+                **extra,
                 "run_id": self.run_id,
                 "ts": now_iso(),
                 "test_id": test_id,

@@ -4,6 +4,10 @@ Every figure here is an *estimate* copied from the providers' public price lists
 tier, no batch discount, late 2025); prices change, so correct or extend them with the ini
 option ``llmeval_prices`` (``PROVIDER:MODEL INPUT CACHED_INPUT OUTPUT`` per line). Anthropic
 cache writes are billed above the input price; they are counted as plain input here.
+
+Cached prompt tokens (OpenAI's automatic caching, Anthropic's ``cache_control`` reads) are
+priced at the cached-input rate whenever the usage reports them. Calls answered through a
+provider's batch API (``--llmeval-batch``) cost :data:`BATCH_DISCOUNT` of that, on top.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 
 from pytest_llmeval.models import ModelSpec, Usage
 
-__all__ = ["PRICES", "price_for", "estimate_cost"]
+__all__ = ["PRICES", "BATCH_DISCOUNT", "price_for", "estimate_cost"]
 
 # (input, cached input, output) USD per million tokens. Estimates, see above.
 PRICES: dict[str, tuple[float, float, float]] = {
@@ -55,6 +59,10 @@ PRICES: dict[str, tuple[float, float, float]] = {
     "anthropic:claude-3-opus": (15.00, 1.50, 75.00),
 }
 
+# The share of the standard price a batch API charges, per provider: both sell every model at
+# half price through it (OpenAI Batch, Anthropic Message Batches), prompt-cache reads included.
+BATCH_DISCOUNT: dict[str, float] = {"openai": 0.5, "anthropic": 0.5}
+
 # Dated snapshots and aliases cost what their family costs: gpt-4o-2024-08-06,
 # claude-haiku-4-5-20251001, claude-3-7-sonnet-latest.
 # A pattern string, not a compiled pattern: compiled on first use, not at every pytest start.
@@ -84,11 +92,21 @@ def price_for(
         name = shorter
 
 
-def estimate_cost(spec: ModelSpec, usage: Usage, prices: dict[str, tuple[float, float, float]] | None = None) -> float:
-    """Estimated USD for ``usage`` on ``spec``; 0.0 for models without a price (local servers)."""
+def estimate_cost(
+    spec: ModelSpec,
+    usage: Usage,
+    prices: dict[str, tuple[float, float, float]] | None = None,
+    *,
+    batch: bool = False,
+) -> float:
+    """Estimated USD for ``usage`` on ``spec``; 0.0 for models without a price (local servers).
+
+    ``batch``: the call was answered through the provider's batch API, at its batch price.
+    """
     price = price_for(spec, prices)
     if price is None:
         return 0.0
     input_price, cached_price, output_price = price
     fresh = max(0, usage.input_tokens - usage.cached_input_tokens)
-    return (fresh * input_price + usage.cached_input_tokens * cached_price + usage.output_tokens * output_price) / 1e6
+    cost = (fresh * input_price + usage.cached_input_tokens * cached_price + usage.output_tokens * output_price) / 1e6
+    return cost * BATCH_DISCOUNT.get(spec.provider, 1.0) if batch else cost

@@ -8,6 +8,8 @@ directory; it may come before or after the command)::
     cache export FILE          # sorted JSONL, stable bytes: commit it, review the diff
     cache import FILE [--skip-bad]
     export-finetune FILE [--model M] [--test PATTERN]
+    batch list [--limit N] [--json]   # provider batches of --llmeval-batch runs
+    batch cancel [ID]
     report ...                 # see `report --help`
 
 Standard library only, and nothing heavy is imported: the commands start fast.
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from pytest_llmeval.cli.batch import add_batch_parser
 from pytest_llmeval.models import DEFAULT_CACHE_PATH
 from pytest_llmeval.store import Store, StoreError, to_iso_utc
 
@@ -111,6 +114,8 @@ def build_parser(*, report: Any = None) -> argparse.ArgumentParser:
         "--test", metavar="PATTERN", help="only tests whose node id matches this glob (or contains it)"
     )
     finetune.set_defaults(func=cmd_export_finetune)
+
+    add_batch_parser(commands, parent, open_store=_store, error=CliError)
 
     if report is not None:
         before = set(commands.choices)

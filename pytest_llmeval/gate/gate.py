@@ -11,10 +11,11 @@ nothing collected) is left alone.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -34,18 +35,85 @@ from pytest_llmeval.gate.results import (
 )
 from pytest_llmeval.gate.stats import mcnemar_exact
 from pytest_llmeval.store.redaction import redact_data
+from pytest_llmeval.text import model_label
 
 if TYPE_CHECKING:
     from pytest_llmeval.settings import Settings
 
-__all__ = ["RunGate", "compare_baseline", "decide", "regression_line"]
+__all__ = ["RunGate", "compare_baseline", "decide", "model_key", "regression_line"]
 
 _TALLY_NAMES = ("calls", "hits", "retries", "errors")
 
 
 # -- the baseline comparison ---------------------------------------------------------------
-def _case_key(case: Mapping[str, Any]) -> tuple[str, str | None, int]:
-    return (case["nodeid"], case.get("model"), int(case.get("sample") or 0))
+# Cases are matched on a form of their node id that survives what changes between two runs
+# of the same evals without changing the evals: the model's URL (a label, or for an
+# unlabelled model its provider and name, stand for it) and the directory prefix that
+# pytest's rootdir puts in front of every node id.
+_URL = re.compile(r"@https?://.*$")
+
+
+def model_key(case: Mapping[str, Any]) -> str:
+    """What a case's model is matched by: its label, else ``PROVIDER:MODEL`` without ``@URL``."""
+    model = case.get("model") or ""
+    spec = case.get("model_spec")
+    if spec is not None and spec != model:
+        return model  # labelled: the label is the model's stable name
+    return _URL.sub("", model)
+
+
+def _match_id(case: Mapping[str, Any], key: str) -> str:
+    """The node id with the model's text in its parameters replaced by ``key``."""
+    nodeid = case["nodeid"]
+    model = case.get("model")
+    head, bracket, params = nodeid.partition("[")
+    if model and bracket and model != key:
+        params = params.replace(model, key)
+    return head + bracket + params
+
+
+def _split_path(nodeid: str) -> tuple[list[str], str]:
+    path, sep, rest = nodeid.partition("::")
+    return path.split("/"), sep + rest
+
+
+def _alignment(run_ids: set[str], base_ids: set[str]) -> tuple[str, str]:
+    """``(side, prefix)``: the directory prefix to strip from the node ids of ``side``
+    ("run" or "baseline") so that the most cases match; ``("", "")`` when none is needed.
+
+    Another rootdir puts one prefix in front of every node id of a run (``pytest
+    --llmeval-baseline /ci/run1.json`` makes pytest pick ``/`` or a parent folder), so the
+    prefix that most ids share with the other side's ids is the rootdir difference.
+    """
+    exact = len(run_ids & base_ids)
+    votes: Counter[tuple[str, str]] = Counter()
+    for side, ids, other in (("run", run_ids, base_ids), ("baseline", base_ids, run_ids)):
+        for nodeid in ids:
+            parts, rest = _split_path(nodeid)
+            for k in range(1, len(parts)):
+                if "/".join(parts[k:]) + rest in other:
+                    votes[(side, "/".join(parts[:k]) + "/")] += 1
+    if votes:
+        (side, prefix), count = max(votes.items(), key=lambda kv: (kv[1], -len(kv[0][1])))
+        if count > exact:
+            return side, prefix
+    return "", ""
+
+
+def _strip(nodeid: str, prefix: str) -> str:
+    return nodeid[len(prefix) :] if prefix and nodeid.startswith(prefix) else nodeid
+
+
+def _keyed(
+    cases: Iterable[Mapping[str, Any]], prefix: str
+) -> dict[tuple[str, str, int], tuple[str, Mapping[str, Any]]]:
+    """Cases by (match id, model key, sample) -> (eval match id, case)."""
+    out: dict[tuple[str, str, int], tuple[str, Mapping[str, Any]]] = {}
+    for case in cases:
+        key = model_key(case)
+        nodeid = _strip(_match_id(case, key), prefix)
+        out[(nodeid, key, int(case.get("sample") or 0))] = (_strip(case["eval"], prefix), case)
+    return out
 
 
 def compare_baseline(
@@ -58,38 +126,48 @@ def compare_baseline(
 ) -> BaselineSection:
     """Compare this run's cases with a baseline results file, per eval and model.
 
-    Cases are matched by (node id, model, sample). A regression is a one-sided exact
-    McNemar test on the flipped cases with ``p_value <= alpha``. Sets ``regressed``,
-    ``baseline`` and the verdict on each of ``evals``; returns the ``baseline`` section of
-    the results document, which keeps the baseline's outcome, output and error of each
-    flipped case (``flipped_baseline``) for the HTML report to show beside this run's.
+    Cases are matched by node id, model and sample, where the model is its label (else its
+    ``PROVIDER:MODEL`` without the URL) and a directory prefix that one run's rootdir put
+    in front of every node id is taken off. A regression is a one-sided exact McNemar test
+    on the flipped cases with ``p_value <= alpha``. Sets ``regressed``, ``baseline`` and
+    the verdict on each of ``evals``; returns the ``baseline`` section of the results
+    document, whose ``problem`` is set when no case matched at all (the gate then fails:
+    a comparison with nothing is no evidence of "no regression"). Each entry keeps the
+    baseline's outcome, output and error of each flipped case (``flipped_baseline``) for the
+    HTML report to show beside this run's.
     """
-    base_outcome: dict[tuple[str, str | None, int], bool] = {}
-    base_case: dict[tuple[str, str | None, int], Mapping[str, Any]] = {}  # for the flipped-cases view
-    base_by_eval: dict[tuple[str, str | None], set[tuple[str, str | None, int]]] = defaultdict(set)
-    for case in baseline.get("cases") or []:
-        key = _case_key(case)
-        base_outcome[key] = case.get("outcome") == "passed"
-        base_case[key] = case
-        base_by_eval[(case["eval"], case.get("model"))].add(key)
-    groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = defaultdict(list)
-    for case in sort_cases(cases):
-        groups[(case["eval"], case.get("model"))].append(case)
+    run_cases = sort_cases(cases)
+    base_cases = list(baseline.get("cases") or [])
+    run_ids = {_match_id(c, model_key(c)) for c in run_cases}
+    base_ids = {_match_id(c, model_key(c)) for c in base_cases}
+    side, prefix = _alignment(run_ids, base_ids)
+    run_keyed = _keyed(run_cases, prefix if side == "run" else "")
+    base_keyed = _keyed(base_cases, prefix if side == "baseline" else "")
+    base_groups: dict[tuple[str, str], set[tuple[str, str, int]]] = defaultdict(set)
+    for key, (eval_id, _case) in base_keyed.items():
+        base_groups[(eval_id, key[1])].add(key)
+    run_groups: dict[tuple[str | None, str | None], list[tuple[tuple[str, str, int], str]]] = defaultdict(list)
+    for key, (eval_id, case) in run_keyed.items():
+        run_groups[(case["eval"], case.get("model"))].append((key, eval_id))
 
     entries: list[BaselineEntry] = []
+    seen_groups: set[tuple[str, str]] = set()
     for result in evals:
-        rows = groups.get((result.eval, result.model), [])
-        keys = {_case_key(r) for r in rows}
+        rows = run_groups.get((result.eval, result.model), [])
+        group_keys = {(eval_id, key[1]) for key, eval_id in rows}
+        seen_groups |= group_keys
+        in_baseline = set().union(*(base_groups.get(g, set()) for g in group_keys)) if group_keys else set()
         to_fail: list[str] = []
         to_pass: list[str] = []
         flipped: dict[str, Mapping[str, Any]] = {}
         base_passed = now_passed = n_pairs = 0
-        for row in rows:
-            key = _case_key(row)
-            if key not in base_outcome:
+        for key, _eval_id in rows:
+            if key not in base_keyed:
                 continue
             n_pairs += 1
-            before, now = base_outcome[key], row["outcome"] == "passed"
+            before = base_keyed[key][1].get("outcome") == "passed"
+            row = run_keyed[key][1]
+            now = row.get("outcome") == "passed"
             base_passed += before
             now_passed += now
             if before and not now:
@@ -97,11 +175,16 @@ def compare_baseline(
             elif now and not before:
                 to_pass.append(row["nodeid"])
             if before != now:
-                flipped[row["nodeid"]] = base_case[key]
+                flipped[row["nodeid"]] = base_keyed[key][1]
         p_value = mcnemar_exact(len(to_fail), len(to_pass), alternative="drop")
+        status: Literal["compared", "new", "unmatched"] = (
+            "compared" if n_pairs else ("new" if not in_baseline else "unmatched")
+        )
         entry: BaselineEntry = {
             "eval": result.eval,
             "model": result.model,
+            "status": status,
+            "cases": len(rows),
             "base_rate": base_passed / n_pairs if n_pairs else None,
             "rate": now_passed / n_pairs if n_pairs else None,
             "n_pairs": n_pairs,
@@ -110,14 +193,52 @@ def compare_baseline(
             "p_value": p_value,
             "regressed": bool(to_fail) and p_value <= alpha,
             "new_cases": len(rows) - n_pairs,
-            "missing_cases": len(base_by_eval.get((result.eval, result.model), set()) - keys),
+            "missing_cases": len(in_baseline - {key for key, _ in rows}),
             "flipped_baseline": {nodeid: baseline_case(flipped[nodeid]) for nodeid in sorted(flipped)},
         }
         result.baseline = entry
         result.regressed = bool(entry["regressed"])
         set_verdict(result)
         entries.append(entry)
-    return {"path": path, "alpha": alpha, "evals": entries}
+
+    matched = sum(e["n_pairs"] for e in entries)
+    section: BaselineSection = {
+        "path": path,
+        "alpha": alpha,
+        "evals": entries,
+        "matched_cases": matched,
+        "cases": len(run_keyed),
+        "baseline_cases": len(base_keyed),
+        "not_run": sorted(f"{e} [{model_label(m)}]" for e, m in set(base_groups) - seen_groups),
+    }
+    if side:
+        section["prefix_removed"] = {"from": side, "prefix": prefix}
+    if not matched and run_keyed:
+        section["problem"] = _no_match_problem(path, baseline, run_cases, base_cases)
+    return section
+
+
+def _no_match_problem(
+    path: str,
+    baseline: ResultsDocument | Mapping[str, Any],
+    run_cases: list[Mapping[str, Any]],
+    base_cases: list[Mapping[str, Any]],
+) -> str:
+    """Why a baseline that matches nothing fails the run, with what the user can check."""
+
+    def names(cases: list[Mapping[str, Any]]) -> str:
+        evals = sorted({c["eval"] for c in cases})
+        return ", ".join(evals[:3]) + (f" and {len(evals) - 3} more" if len(evals) > 3 else "") or "none"
+
+    where = ""
+    if baseline.get("rootdir"):
+        where = f" (the baseline ran in rootdir {baseline.get('rootdir')})"
+    return (
+        f"--llmeval-baseline {path}: no case of this run matches any of the baseline's {len(base_cases)} case(s)"
+        f"{where}, so nothing was compared; this run has {names(run_cases)}, the baseline {names(base_cases)}. "
+        "A wrong file, another project or renamed tests? Write --llmeval-baseline=PATH (with '='): "
+        "as two words pytest takes PATH for a test path when it picks the rootdir"
+    )
 
 
 def decide(evals: list[EvalResult], run_problems: Iterable[str] = ()) -> tuple[bool, list[str]]:
@@ -140,6 +261,20 @@ def decide(evals: list[EvalResult], run_problems: Iterable[str] = ()) -> tuple[b
     if tolerated:
         lines.append(f"{tolerated} failed case(s) inside passing evals do not fail the run")
     return True, lines
+
+
+def _partial_lines(evals: list[EvalResult]) -> list[str]:
+    """A passing verdict on a subset says so: ``-k``, ``-m``, ``--lf`` or ``--deselect``
+    leave cases out, and a pass rate on 1 of 40 cases is not the eval's pass rate."""
+    partial = [r for r in evals if r.collected_cases is not None and r.cases < r.collected_cases]
+    if not partial:
+        return []
+    run = sum(r.cases for r in partial)
+    total = sum(r.collected_cases or 0 for r in partial)
+    return [
+        f"partial run: {len(partial)} eval/model pair(s) judged on {run} of {total} cases "
+        "(the rest deselected or skipped); the verdict covers only the cases that ran"
+    ]
 
 
 # -- the pytest side -------------------------------------------------------------------------
@@ -168,7 +303,10 @@ class RunGate:
 
     def note_report(self, report: pytest.TestReport) -> None:
         """Remember failures that are not eval outcomes: they fail the run as usual."""
-        if report.failed and getattr(report, "llmeval", None) is None and report.nodeid not in self.non_eval_failures:
+        # Every report of an eval case carries llmeval_case (its data comes with the teardown
+        # report): the case's own outcome, not a failure outside the evals.
+        is_case = getattr(report, "llmeval_case", False) or getattr(report, "llmeval", None) is not None
+        if report.failed and not is_case and report.nodeid not in self.non_eval_failures:
             self.non_eval_failures.append(report.nodeid)
 
     def add_worker_tallies(self, tallies: dict[str, Any]) -> None:
@@ -183,8 +321,19 @@ class RunGate:
                 total[k] += worker[k]
         return total
 
-    def finish(self, session: pytest.Session, cases: list[dict[str, Any]], own_tallies: Any, run_id: str) -> None:
-        """Aggregate, compare, decide, call the hook, write the reports, set the exit status."""
+    def finish(
+        self,
+        session: pytest.Session,
+        cases: list[dict[str, Any]],
+        own_tallies: Any,
+        run_id: str,
+        collected: Mapping[tuple[str, str | None], int] | None = None,
+    ) -> None:
+        """Aggregate, compare, decide, call the hook, write the reports, set the exit status.
+
+        ``collected`` counts the eval items collected per (eval, model), deselected ones
+        included: where fewer ran, the summary says the run was partial.
+        """
         if self.is_worker:
             return
         settings = self.settings
@@ -193,13 +342,20 @@ class RunGate:
             return
         cases = sort_cases(cases)
         self.evals = aggregate(cases)
+        for result in self.evals:
+            if collected is not None:
+                result.collected_cases = collected.get((result.eval, result.model), result.cases)
         baseline_section = None
+        problems = self._run_problems(session)
         if self.baseline is not None and settings.baseline_path is not None:
             # The path as the user wrote it: readable in the summary, portable in the JSON.
             shown = self.config.getoption("llmeval_baseline", None) or str(settings.baseline_path)
             baseline_section = compare_baseline(self.evals, cases, self.baseline, alpha=settings.alpha, path=str(shown))
-        problems = self._run_problems(session)
+            if baseline_section.get("problem"):
+                problems.append(baseline_section["problem"])
         passed, reasons = decide(self.evals, problems)
+        if passed:
+            reasons.extend(_partial_lines(self.evals))
         self.results = build_results(
             cases=cases,
             evals=self.evals,
@@ -213,6 +369,12 @@ class RunGate:
             tallies=self.tallies(own_tallies),
         )
         self.results["run_problems"] = problems
+        # Node ids are relative to it: a baseline from another rootdir is matched knowing so.
+        self.results["rootdir"] = str(self.config.rootpath)
+        if collected is not None:
+            self.results["collected"] = [
+                {"eval": r.eval, "model": r.model, "collected": r.collected_cases, "run": r.cases} for r in self.evals
+            ]
         for result in self.evals:
             self.config.hook.pytest_llmeval_eval_finished(result=result, config=self.config)
         write_errors = self._write_reports(self.results)

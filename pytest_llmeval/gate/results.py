@@ -16,10 +16,13 @@ versions, never renamed)::
       "reasons": [str],               # why it passed or failed, one line each
       "non_eval_failures": [str],     # node ids of failed tests that are not eval cases
       "run_problems": [str],          # optional: problems of the run outside the evals
+      "rootdir": str,                 # optional: pytest's rootdir, which node ids are relative to
+      "collected": [{"eval", "model", "collected", "run"}],  # optional: eval items collected
+                                      # (deselected ones too) and run, per eval and model
       "tallies": {"calls", "hits", "retries", "errors"},   # run-level, all xdist workers
       "evals": [{                     # one per eval (test function) and model, sorted
         "eval": str,                  # the test function's node id, e.g. "test_x.py::test_capital"
-        "model": str | null,          # "PROVIDER:MODEL"; null for a judge-only test
+        "model": str | null,          # the model's label, else "PROVIDER:MODEL[@URL]"; null for a judge-only test
         "threshold": float,           # min_pass_rate, after --llmeval-min-pass-rate
         "cases": int, "passed": int, "failed": int, "errors": int,   # samples count as cases
         "pass_rate": float, "ci_low": float, "ci_high": float,       # Wilson 95% interval
@@ -34,10 +37,15 @@ versions, never renamed)::
         "repeat": int,                # samples per case (the smallest, when uneven)
         "distinct_cases": int,
         "pass_at_k": {"1": float, ...}, "pass_hat_k": {"1": float, ...},   # k = 1..repeat
-        "case_rates": [{"case": str, "samples": int, "passed": int, "pass_fraction": float}]
+        "case_rates": [{"case": str, "samples": int, "passed": int, "pass_fraction": float}],
+        "flaky": int,                 # cases whose reruns (pytest-rerunfailures) changed the outcome
+        "collected_cases": int | null # eval items collected, deselected ones included (partial runs)
       }],
       "cases": [{                     # one per case, model and sample, sorted
         "eval", "nodeid", "model", "sample", "outcome": "passed" | "failed" | "error",
+        "model_spec": str | null,     # "PROVIDER:MODEL[@URL]" (model is the label, when there is one)
+        "reruns": [outcome],          # later attempts (pytest-rerunfailures); the first decides
+        "flaky": bool,                # a rerun's outcome differs from the first attempt's
         "score", "threshold", "tags",
         "results": [check and grade dicts],
         "calls": [{"key", "model", "cached", "latency_s", "input_tokens", "output_tokens",
@@ -55,13 +63,20 @@ versions, never renamed)::
                    "flipped_to_fail": [nodeid], "flipped_to_pass": [nodeid],
                    "p_value": float, "regressed": bool,
                    "new_cases": int, "missing_cases": int,
+                   "status": "compared" | "new" | "unmatched", "cases": int,
                    # what the baseline had for each flipped case, by this run's node id
-                   "flipped_baseline": {nodeid: {"outcome", "output", "output_chars", "error"}}}]
+                   "flipped_baseline": {nodeid: {"outcome", "output", "output_chars", "error"}}}],
+        "matched_cases": int, "cases": int, "baseline_cases": int,
+        "not_run": [str],             # "eval [model]" of the baseline absent from this run
+        "prefix_removed": {"from": "run" | "baseline", "prefix": str},  # optional
+        "problem": str                # optional: no case matched; the run fails
       }
     }
 
 Rates in ``baseline.evals`` are over the matched pairs only (cases matched by node id,
-model and sample), which is what the paired test compares.
+model and sample), which is what the paired test compares. The model is matched by its
+label, else by ``PROVIDER:MODEL`` without the URL; node ids are matched after taking off
+a directory prefix that one run's rootdir put in front of all of them.
 
 :class:`ResultsDocument`, :class:`EvalEntry`, :class:`CaseEntry`, :class:`CallEntry`,
 :class:`BaselineSection` and :class:`BaselineEntry` spell this schema as TypedDicts; the
@@ -157,6 +172,9 @@ class CaseEntry(_CaseRequired, total=False):
     prompt: Any
     error: str | None
     duration_s: float
+    model_spec: str | None
+    reruns: list[str]
+    flaky: bool
     key: str | None
     case: str
     passed: bool
@@ -195,6 +213,8 @@ class EvalEntry(_EvalRequired, total=False):
     pass_at_k: dict[str, float]
     pass_hat_k: dict[str, float]
     case_rates: list[dict[str, Any]]
+    flaky: int
+    collected_cases: int | None
 
 
 class BaselineCase(TypedDict, total=False):
@@ -209,10 +229,13 @@ class BaselineCase(TypedDict, total=False):
 
 class BaselineEntry(TypedDict, total=False):
     """One eval and model compared with the baseline (``baseline.evals``); rates over the
-    matched pairs, ``None`` when no case matched."""
+    matched pairs, ``None`` when no case matched. ``status``: ``compared``, ``new`` (the
+    eval and model are not in the baseline) or ``unmatched`` (they are, none of the cases)."""
 
     eval: str
     model: str | None
+    status: Literal["compared", "new", "unmatched"]
+    cases: int
     base_rate: float | None
     rate: float | None
     n_pairs: int
@@ -225,12 +248,27 @@ class BaselineEntry(TypedDict, total=False):
     flipped_baseline: dict[str, BaselineCase]
 
 
-class BaselineSection(TypedDict):
-    """The ``baseline`` section: which file was compared, at which level, with what result."""
-
+class _BaselineRequired(TypedDict):
     path: str
     alpha: float
     evals: list[BaselineEntry]
+
+
+class BaselineSection(_BaselineRequired, total=False):
+    """The ``baseline`` section: which file was compared, at which level, with what result.
+
+    ``matched_cases`` of this run's ``cases`` had a partner among the ``baseline_cases``;
+    ``not_run`` names the baseline's evals and models absent from this run;
+    ``prefix_removed`` the rootdir difference taken off one side's node ids; ``problem``
+    why the comparison failed the run (no case matched).
+    """
+
+    matched_cases: int
+    cases: int
+    baseline_cases: int
+    not_run: list[str]
+    prefix_removed: dict[str, str]
+    problem: str
 
 
 class Tallies(TypedDict, total=False):
@@ -261,6 +299,8 @@ class ResultsDocument(_ResultsRequired, total=False):
     non_eval_failures: list[str]
     tallies: Tallies
     run_problems: list[str]
+    rootdir: str
+    collected: list[dict[str, Any]]
 
 
 class ResultsFileError(LLMEvalError):
@@ -301,6 +341,10 @@ class EvalResult:
     pass_at_k: dict[str, float]
     pass_hat_k: dict[str, float]
     case_rates: list[dict[str, Any]] = field(default_factory=list)
+    #: Cases whose reruns (pytest-rerunfailures) had another outcome than the first attempt.
+    flaky: int = 0
+    #: Eval items collected for this eval and model, deselected ones included; ``None`` when unknown.
+    collected_cases: int | None = None
     regressed: bool = False
     #: This eval's entry of the baseline comparison, when a baseline was given.
     baseline: BaselineEntry | None = None
@@ -518,6 +562,7 @@ def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]
         pass_at_k=at_k,
         pass_hat_k=hat_k,
         case_rates=case_rates,
+        flaky=sum(bool(r.get("flaky")) for r in rows),
     )
     set_verdict(result)
     return result

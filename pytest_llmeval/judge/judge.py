@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_llmeval.errors import ConfigError, JudgeError
+from pytest_llmeval.errors import ConfigError, JudgeError, ProviderError
 from pytest_llmeval.judge.grade import Grade
 from pytest_llmeval.judge.graders import GraderRegistry, builtin_registry, check_choices, require_text
 from pytest_llmeval.judge.parsing import ReplyProblem, parse_reply, raw_reply
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["Judge", "Grade", "GraderRegistry", "same_model", "judge_config_errors", "make_judge"]
 
 _RAW_SHOWN = 2000  # characters of a raw reply shown in an error
+# A server that rejects a response format: the next way to ask for a verdict. llama.cpp,
+# vLLM and Ollama know `json_object` with a schema (a grammar), not `json_schema`.
+_FALLBACK = {"json": "json_object", "json_object": "text"}
+_FORMAT_NAMES = {"json": "JSON-schema", "json_object": "JSON-object"}
 
 
 def _check_min_score(min_score: Any, where: str) -> float | None:
@@ -255,10 +259,19 @@ class Judge:
         given = [k for k, v in values.items() if v is not None]
         check_template(template_text, source=source, given=given, where=self._where)
         labels = list(labels_scores)
-        messages, params = build_messages_and_params(self.spec, template_text, values, labels)
-        completion = self._llm.chat(messages, **params)
+        mode = self._mode()
+        messages, params = build_messages_and_params(self.spec, template_text, values, labels, mode=mode)
+        while True:
+            try:
+                completion = self._llm.chat(messages, **params)
+                break
+            except ProviderError as exc:
+                if mode not in _FALLBACK or not rejects_structured_output(exc):
+                    raise
+                mode = self._fall_back(mode, exc)
+                messages, params = build_messages_and_params(self.spec, template_text, values, labels, mode=mode)
         try:
-            parsed = parse_reply(completion, labels, mode=judge_mode(self.spec))
+            parsed = parse_reply(completion, labels, mode=mode)
         except ReplyProblem as problem:
             raise self._error(name, str(problem), completion) from None
         score = labels_scores[parsed.label]
@@ -283,6 +296,34 @@ class Judge:
         record_result(result)
         return result
 
+    def _mode(self) -> str:
+        """How this judge asks for its verdict: what its server accepted so far in this run."""
+        return self._caller.judge_modes.get(str(self.spec)) or judge_mode(self.spec)
+
+    def _fall_back(self, mode: str, exc: ProviderError) -> str:
+        """The next way to ask after the server rejected ``mode``; kept for the rest of the
+        run (so each judge model falls back once) and said once."""
+        nxt = _FALLBACK[mode]
+        modes = self._caller.judge_modes
+        if modes.get(str(self.spec)) != nxt:
+            modes[str(self.spec)] = nxt
+            import warnings
+
+            import pytest
+
+            how = {
+                "json_object": "a JSON-object response format with the verdict schema",
+                "text": "the strict text path (its final VERDICT line decides; anything else is a JudgeError)",
+            }[nxt]
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"llmeval: judge {self.model} rejected the {_FORMAT_NAMES[mode]} response format "
+                    f"(HTTP {exc.status}); it grades through {how} for the rest of this run"
+                ),
+                stacklevel=4,
+            )
+        return nxt
+
     def _error(self, grader: str, reason: str, completion: Completion) -> JudgeError:
         raw = raw_reply(completion)
         shown = excerpt(raw, _RAW_SHOWN)
@@ -300,6 +341,15 @@ class Judge:
 
 
 # --------------------------------------------------------------------------- pytest glue
+
+
+def rejects_structured_output(exc: ProviderError) -> bool:
+    """Whether ``exc`` is a server refusing the ``response_format`` it was sent: a 4xx, or
+    a 5xx some servers send for it (llama-cpp-python's answers 500 to ``json_schema``)."""
+    if exc.status is None or exc.status < 400 or exc.status in (401, 403, 404, 408, 409, 429):
+        return False
+    text = str(exc).lower()
+    return "response_format" in text or "json_schema" in text
 
 
 def same_model(a: ModelSpec, b: ModelSpec) -> bool:

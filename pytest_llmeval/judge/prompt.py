@@ -190,12 +190,20 @@ def judge_mode(spec: ModelSpec) -> str:
 
 
 def build_messages_and_params(
-    spec: ModelSpec, template: str, values: Mapping[str, str | None], labels: Sequence[str]
+    spec: ModelSpec,
+    template: str,
+    values: Mapping[str, str | None],
+    labels: Sequence[str],
+    *,
+    mode: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The judge request's messages and the parameters that ask for a structured verdict
-    (the judge adds its generation parameters, temperature 0 by default)."""
-    mode = judge_mode(spec)
-    system = system_prompt().replace("{version}", PROMPT_VERSION) + OUTPUT_INSTRUCTIONS[mode]
+    (the judge adds its generation parameters, temperature 0 by default). ``mode``
+    overrides :func:`judge_mode`: ``"json_object"`` or ``"text"`` for a server that rejects
+    the JSON-schema response format."""
+    mode = mode or judge_mode(spec)
+    instructions = OUTPUT_INSTRUCTIONS["json" if mode == "json_object" else mode]
+    system = system_prompt().replace("{version}", PROMPT_VERSION) + instructions
     user = render_prompt(template, values, labels)
     system_message: dict[str, Any]
     if spec.provider == "anthropic":
@@ -215,6 +223,10 @@ def build_messages_and_params(
             "type": "json_schema",
             "json_schema": {"name": "judge_verdict", "strict": True, "schema": schema},
         }
+    elif mode == "json_object":
+        # The JSON mode of OpenAI-compatible servers that know no json_schema format; the
+        # schema is the grammar llama.cpp, vLLM and Ollama constrain the reply to.
+        params["response_format"] = {"type": "json_object", "schema": schema}
     elif mode == "tool":
         params["tools"] = [
             {"name": TOOL_NAME, "description": "Record the verdict of this grading task.", "parameters": schema}

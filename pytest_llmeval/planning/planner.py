@@ -23,6 +23,14 @@ concurrently, one level per generation. A test that finished planning without a 
 whose prompt changed between two planning runs (it depends on time, randomness or side
 effects), is not planned again.
 
+Batch mode (``--llmeval-batch``, :mod:`pytest_llmeval.calls.batch`) takes a separate path,
+:meth:`Planner._batch_generation`: the misses of each planning round go out as provider
+batches (calls of models without a batch API are fetched live as above), the round waits for
+them, and the tests are planned again at once for their next calls (the judge grading an
+answer), which form the next batch: one batch level per round, before any test runs for real.
+Batch mode also plans on xdist workers: each worker plans the tests after its first one, and
+the store's batch claims make sure a request is submitted once, whichever worker gets it first.
+
 Planning runs are invisible: they run the setup, call and teardown hooks as
 ``runtestprotocol`` does but make no report at all (terminal, ``--junitxml``,
 ``--llmeval-*`` reports, outcomes); the plugin's own hooks skip them too (they ask
@@ -55,6 +63,7 @@ from pytest_llmeval.planning import _pytest_internals as internals
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from pytest_llmeval.calls.batch import BatchRunner
     from pytest_llmeval.calls.caller import Caller
     from pytest_llmeval.models import Request
 
@@ -109,7 +118,9 @@ class Planner:
     It attaches itself to ``caller``, which asks :attr:`context` on every call.
     """
 
-    def __init__(self, config: pytest.Config, caller: Caller, *, concurrency: int) -> None:
+    def __init__(
+        self, config: pytest.Config, caller: Caller, *, concurrency: int, batch_wait_s: float | None = None
+    ) -> None:
         self.config = config
         self.caller = caller
         self.concurrency = max(1, concurrency)
@@ -133,6 +144,12 @@ class Planner:
         self._pools: list[ThreadPoolExecutor] = []
         self._last: list[Future[bool]] = []
         self._count_lock = threading.Lock()
+        # Batch mode (--llmeval-batch): misses go out as provider batches (calls/batch.py).
+        self.batch: BatchRunner | None = None
+        if batch_wait_s is not None:
+            from pytest_llmeval.calls.batch import BatchRunner
+
+            self.batch = BatchRunner(caller, wait_s=batch_wait_s)
 
     # -- the one planning state ------------------------------------------------------------
     @property
@@ -150,7 +167,10 @@ class Planner:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
         if self._should_plan(item):
             self._live_seen = self.caller.live_calls
-            self._generation(item, nextitem)
+            if self.batch is not None:
+                self._batch_generation(item, nextitem)
+            else:
+                self._generation(item, nextitem)
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -174,7 +194,11 @@ class Planner:
     # -- when ----------------------------------------------------------------------------
     def _usable(self) -> bool:
         config = self.config
-        if getattr(config, "workerinput", None) is not None or self.caller.mode == "replay":
+        if self.caller.mode == "replay":
+            return False
+        # On an xdist worker a generation would plan tests other workers run too: only batch
+        # mode plans there, because its store claims keep each request in one batch.
+        if getattr(config, "workerinput", None) is not None and self.batch is None:
             return False
         # Nothing would run for real, or a debugger would stop in the planning runs.
         for name in ("collectonly", "setuponly", "setupplan", "usepdb", "trace"):
@@ -189,7 +213,8 @@ class Planner:
             return False
         if self._enabled is None:
             self._enabled = self._usable()
-            if self._enabled and self.stats.generations == 0 and self._known_cold():
+            # Batch mode plans at once: the first test's calls would otherwise be made live.
+            if self._enabled and self.stats.generations == 0 and (self.batch is not None or self._known_cold()):
                 return True
         if not self._enabled or self.stats.generations >= MAX_GENERATIONS:
             return False
@@ -263,9 +288,11 @@ class Planner:
         batch: list[pytest.Item],
         anchor: pytest.Item,
         after_anchor: pytest.Item | None,
-        pool: ThreadPoolExecutor,
+        pool: ThreadPoolExecutor | None,
         futures: dict[str, Future[bool]],
+        collect: dict[str, _Miss] | None = None,
     ) -> None:
+        """Run ``batch`` for planning; each miss is fetched on ``pool``, or kept in ``collect``."""
         internals.teardown_towards(anchor.session, batch[0])
         with self._quiet():
             for i, item in enumerate(batch):
@@ -291,10 +318,77 @@ class Planner:
                     continue
                 state.status, state.answered = "pending", plan.answered
                 key = miss.request.key
-                if key not in futures:
+                if collect is not None:
+                    collect.setdefault(key, miss)
+                elif pool is not None and key not in futures:
                     future = futures[key] = pool.submit(self.caller.prefetch, miss.request, test_id=miss.test_id)
                     self.caller.expect(key, future)
                     future.add_done_callback(self._count)
+
+    # -- batch mode (--llmeval-batch) ----------------------------------------------------
+    def _batch_generation(self, anchor: pytest.Item, after_anchor: pytest.Item | None) -> None:
+        """Plan, batch, wait, and plan again for the next level of calls, until nothing is missing."""
+        assert self.batch is not None
+        session = anchor.session
+        items = session.items
+        try:
+            start = items.index(anchor)
+        except ValueError:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llmeval-call")
+        self._pools.append(pool)
+        interrupted = True
+        try:
+            while self.stats.generations < MAX_GENERATIONS:
+                todo = [
+                    it for it in items[start:] if CASE_KEY in it.stash and self._state(it).status in ("new", "pending")
+                ]
+                if not todo:
+                    break
+                misses: dict[str, _Miss] = {}
+                started = time.perf_counter()
+                self._plan_items(todo, anchor, after_anchor, None, {}, collect=misses)
+                self.stats.planning_s += time.perf_counter() - started
+                if not misses:
+                    break
+                self.stats.generations += 1
+                stream = self._progress_stream()
+                live = self.batch.run([(m.request, m.test_id) for m in misses.values()], stream)
+                # Calls without a batch API go out live, N at a time; the next round needs them.
+                futures: dict[str, Future[bool]] = {}
+                for request, test_id in live:
+                    key = request.key
+                    if key not in futures:
+                        futures[key] = pool.submit(self.caller.prefetch, request, test_id=test_id)
+                        self.caller.expect(key, futures[key])
+                        futures[key].add_done_callback(self._count)
+                if futures:
+                    from concurrent.futures import wait
+
+                    wait(list(futures.values()))
+            interrupted = False
+        except Exception as exc:  # noqa: BLE001 - a planner bug must not break the real run
+            warnings.warn(
+                pytest.PytestWarning(f"llmeval: the batch planning pass failed ({exc!r}); tests make their calls live"),
+                stacklevel=1,
+            )
+            self._enabled = False
+            internals.teardown_towards(session, anchor)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=interrupted)
+        self._last = []
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Batch mode: what was submitted and collected, what it cost, what is still pending."""
+        if self.batch is None:
+            return
+        lines = self.batch.report.lines()
+        if lines:
+            terminalreporter.write_sep("-", "llmeval batch")
+            for line in lines:
+                terminalreporter.write_line(line)
 
     def _run_one(self, item: pytest.Item, nextitem: pytest.Item | None) -> _ItemPlan:
         plan = _ItemPlan()

@@ -6,10 +6,11 @@ longer than a moment; erased when they are done, so the test report reads as usu
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from pytest_llmeval.statusline import StatusLine
 
 __all__ = ["Progress"]
 
@@ -37,8 +38,7 @@ class Progress:
         self._clock = clock
         self._started = clock()
         self._last = float("-inf")
-        self._shown = 0  # length of the line on screen
-        self._width = width
+        self._line = StatusLine(stream, width=width)
 
     def render(self, done: int, *, errors: int = 0, retries: int = 0, cost_usd: float = 0.0) -> str:
         """The text of the line (without control characters)."""
@@ -61,19 +61,11 @@ class Progress:
         if now - self._started < self.delay_s or now - self._last < self.interval_s:
             return
         self._last = now
-        width = self._width or shutil.get_terminal_size((80, 24)).columns
-        # A line longer than the terminal wraps, and "\r" would then redraw only its tail.
-        text = self.render(done, errors=errors, retries=retries, cost_usd=cost_usd)[: max(10, width - 1)]
-        self.stream.write("\r" + text.ljust(self._shown))
-        self.stream.flush()
-        self._shown = len(text)
+        self._line.show(self.render(done, errors=errors, retries=retries, cost_usd=cost_usd))
 
     def close(self) -> None:
         """Erase the line, leaving the cursor where it was before the first update."""
-        if self.stream is not None and self._shown:
-            self.stream.write("\r" + " " * self._shown + "\r")
-            self.stream.flush()
-            self._shown = 0
+        self._line.close()
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_llmeval.errors import ProviderError
 from pytest_llmeval.models import ModelSpec, StoredCompletion
 from pytest_llmeval.store import redaction
 from pytest_llmeval.store.redaction import secrets_in_url, without_credentials
+
+T = TypeVar("T")
 
 _TRANSPORT_ERRORS = frozenset({"ReadError", "WriteError", "RemoteProtocolError", "LocalProtocolError", "NetworkError"})
 
@@ -61,13 +64,22 @@ def _translate(exc: BaseException, *, model: str, endpoint: str) -> ProviderErro
         retry_after = retry_after_seconds(getattr(response, "headers", None))
         detail = _error_detail(exc)
         hint = ""
+        # An exhausted quota is a 429 too, but waiting does not refill it: not retried.
+        quota = status == 429 and _error_code(exc) == "insufficient_quota"
         if status == 401:
             hint = " (check the API key)"
+        elif status == 403:
+            hint = " (the key may not use this endpoint or model)"
         elif status == 404:
             hint = " (check the model name and base URL)"
+        elif quota:
+            hint = " (the account's quota is used up: check its plan and billing)"
+        # A request validation error some servers answer with a 500 (llama-cpp-python's
+        # FastAPI app does for a response_format it does not know): the same every time.
+        invalid = status >= 500 and "validation error" in detail.lower()
         return ProviderError(
             f"{model}: HTTP {status} from {endpoint}{hint}: {detail}",
-            retryable=status in RETRYABLE_STATUS,
+            retryable=status in RETRYABLE_STATUS and not quota and not invalid,
             retry_after=retry_after,
             status=status,
         )
@@ -87,6 +99,15 @@ def _translate(exc: BaseException, *, model: str, endpoint: str) -> ProviderErro
     if "ResponseValidation" in name or isinstance(exc, (json.JSONDecodeError, ValueError)):
         return ProviderError(f"{model}: unreadable response from {endpoint}: {exc}", retryable=True)
     return ProviderError(f"{model}: {name}: {exc}")
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """The ``code`` (else ``type``) of an OpenAI-style error body."""
+    body = getattr(exc, "body", None)
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("code") or err.get("type") or "") or None
+    return None
 
 
 def _error_detail(exc: BaseException) -> str:
@@ -140,3 +161,38 @@ def split_extra(kwargs: dict[str, Any], params: dict[str, Any], named: frozenset
     if extra:
         kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
     return kwargs
+
+
+class RequestTimeout(TimeoutError):
+    """A request that did not end within the seconds left of its call's deadline."""
+
+
+def within(fn: Callable[[], T], timeout: float) -> T:
+    """``fn()``, or :class:`RequestTimeout` once ``timeout`` seconds have passed.
+
+    The SDKs' ``timeout=`` bounds each network operation, not the request: a server that
+    sends one byte a second never trips it. So the request runs in a daemon thread and the
+    caller stops waiting at the deadline; the thread ends by itself (each of its reads is
+    bounded by the same timeout). Context variables are carried over to that thread.
+    """
+    import contextvars
+
+    outcome: list[tuple[bool, Any]] = []
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome.append((True, context.run(fn)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="llmeval-request", daemon=True).start()
+    if not done.wait(max(0.0, timeout)):
+        raise RequestTimeout(f"no complete answer within {timeout:.3g} s")
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 from typing import Any
 
-from pytest_llmeval.errors import ConfigError, MissingKeyError
+from pytest_llmeval.errors import ConfigError, MissingKeyError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
-from pytest_llmeval.providers._common import parse_json_reply, sdk_parameters, split_extra, translate_sdk_error
+from pytest_llmeval.providers._common import (
+    parse_json_reply,
+    sdk_parameters,
+    split_extra,
+    translate_sdk_error,
+    within,
+)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The Messages API requires max_tokens; this is used when the test does not set one.
@@ -99,11 +107,25 @@ class AnthropicProvider:
         kwargs = self.build_kwargs(request)
         try:
             # The raw JSON, not the SDK's typed objects (see the OpenAI provider).
-            raw = client.messages.with_raw_response.create(**kwargs, timeout=timeout)
-            data = raw.http_response.json()
+            # Timed here, after the client exists: the request's own time, without the
+            # SDK's import and client start that the first call of a run pays.
+            started = time.perf_counter()
+            # ``within``: the SDK's timeout bounds each read, not the request (a server
+            # that drip-feeds its answer would never trip it).
+            http = within(
+                lambda: client.messages.with_raw_response.create(**kwargs, timeout=timeout).http_response, timeout
+            )
+            data = http.json() if http.content else None
+            latency = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
             raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        return parse_json_reply(_parse_response, data, self.spec, self.endpoint)
+        if data is None:
+            raise ProviderError(
+                f"{self.spec}: HTTP {http.status_code} from {self.endpoint} with an empty body", retryable=True
+            )
+        completion = parse_json_reply(_parse_response, data, self.spec, self.endpoint)
+        completion["latency_s"] = round(latency, 6)
+        return completion
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -135,10 +157,22 @@ def _anthropic_tool_choice(choice: Any) -> Any:
 
 
 def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
+    # An answer with nothing in it is a server fault, never a completion: a completion is
+    # stored and replayed, so an empty one would stay a failed case after the server recovers.
+    if data.get("type") == "error" or ("error" in data and "content" not in data):
+        error = data.get("error")
+        detail = error.get("message") or error.get("type") if isinstance(error, dict) else error
+        raise ProviderError(f"{spec}: the server answered 200 with an error: {_short(detail)}", retryable=True)
+    content = data.get("content")
+    if not isinstance(content, list):
+        what = "no content" if content is None else f"content of type {type(content).__name__}"
+        raise ProviderError(f"{spec}: the response has {what}", retryable=True)
     text_parts: list[str] = []
     tool_calls: list[StoredToolCall] = []
-    for block in data.get("content") or ():
-        kind = block.get("type")
+    usable = False
+    for block in content:
+        kind = block.get("type")  # a block that is no object: unreadable (see parse_json_reply)
+        usable = usable or kind in ("text", "tool_use")
         if kind == "text":
             text_parts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
@@ -146,6 +180,12 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
     usage = data.get("usage") or {}
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     stop = data.get("stop_reason")
+    # A truncated answer or a refusal may come without a block and is still the model's answer.
+    if not usable and stop not in ("max_tokens", "refusal"):
+        raise ProviderError(
+            f"{spec}: the response has no text or tool_use block (content: {_short(json.dumps(content))})",
+            retryable=True,
+        )
     return {
         "text": "".join(text_parts),
         "model": data.get("model") or spec.name,
@@ -160,3 +200,8 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
         "finish_reason": stop,
         "refusal": "refused by the model" if stop == "refusal" else None,
     }
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

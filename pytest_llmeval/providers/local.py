@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,19 @@ class LocalProvider:
                 # numbers then differ slightly from a full evaluation and greedy decoding can
                 # take another path. A reset makes an answer depend on its request alone.
                 model.llama.reset()
+                # Timed inside the lock: the wait for another thread's generation and the
+                # model's loading are not this request's latency.
+                started = time.perf_counter()
                 response = model.llama.create_chat_completion(**kwargs)
+                latency = time.perf_counter() - started
             except ValueError as exc:
                 # llama-cpp says "Requested tokens (N) exceed context window of M" this way.
                 raise ProviderError(f"{self.spec}: {exc} (model file {model.path})") from None
             except Exception as exc:  # noqa: BLE001 - every failure of the model call is a ProviderError
                 raise ProviderError(f"{self.spec}: llama-cpp failed: {type(exc).__name__}: {exc}") from None
-        return _parse_response(response, self.spec)
+        completion = _parse_response(response, self.spec)
+        completion["latency_s"] = round(latency, 6)
+        return completion
 
 
 def resolve_alias(name: str) -> Path | None:

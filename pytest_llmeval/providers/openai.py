@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import Any
 
 from pytest_llmeval.errors import MissingKeyError, ProviderError
-from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
+from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall, StoredUsage
 from pytest_llmeval.providers._common import (
     content_text,
     parse_json_reply,
     sdk_parameters,
     split_extra,
     translate_sdk_error,
+    within,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -82,11 +84,26 @@ class OpenAIProvider:
         try:
             # The raw JSON, not the SDK's typed objects: building those costs more CPU than
             # the rest of the call, and only these few fields are kept.
-            raw = client.chat.completions.with_raw_response.create(**kwargs, timeout=timeout)
-            data = raw.http_response.json()
+            # Timed here, after the client exists: the request's own time, without the
+            # SDK's import and client start that the first call of a run pays.
+            started = time.perf_counter()
+            # ``within``: the SDK's timeout bounds each read, not the request (a server
+            # that drip-feeds its answer would never trip it).
+            http = within(
+                lambda: client.chat.completions.with_raw_response.create(**kwargs, timeout=timeout).http_response,
+                timeout,
+            )
+            data = http.json() if http.content else None
+            latency = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
             raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        return parse_json_reply(_parse_response, data, self.spec, self.endpoint)
+        if data is None:
+            raise ProviderError(
+                f"{self.spec}: HTTP {http.status_code} from {self.endpoint} with an empty body", retryable=True
+            )
+        completion = parse_json_reply(_parse_response, data, self.spec, self.endpoint)
+        completion["latency_s"] = round(latency, 6)
+        return completion
 
 
 def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -117,11 +134,19 @@ def _openai_tool_choice(choice: Any) -> Any:
 
 
 def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
+    # An answer with nothing in it is a server fault, never a completion: a completion is
+    # stored and replayed, so an empty one would stay a failed case after the server recovers.
     choices = data.get("choices")
     if not choices:
+        error = data.get("error")
+        if error:
+            detail = error.get("message") if isinstance(error, dict) else error
+            raise ProviderError(f"{spec}: the server answered 200 with an error: {_short(detail)}", retryable=True)
         raise ProviderError(f"{spec}: the response has no choices", retryable=True)
     choice = choices[0]
-    message = choice.get("message") or {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise ProviderError(f"{spec}: the response's first choice has no message", retryable=True)
     tool_calls: list[StoredToolCall] = []
     for call in message.get("tool_calls") or ():
         function = call.get("function")
@@ -135,15 +160,29 @@ def _parse_response(data: dict[str, Any], spec: ModelSpec) -> StoredCompletion:
         tool_calls.append({"name": function.get("name"), "arguments": arguments, "raw_arguments": raw})
     usage = data.get("usage") or {}
     details = usage.get("prompt_tokens_details") or {}
+    counts: StoredUsage = {
+        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "cached_input_tokens": int(details.get("cached_tokens") or 0),
+    }
+    if (
+        message.get("content") is None
+        and not tool_calls
+        and not message.get("refusal")
+        # A truncated or filtered answer without text is still the model's answer.
+        and choice.get("finish_reason") not in ("length", "content_filter")
+    ):
+        raise ProviderError(f"{spec}: the response's message has no content, tool call or refusal", retryable=True)
     return {
         "text": content_text(message.get("content")),
         "model": data.get("model") or spec.name,
-        "usage": {
-            "input_tokens": int(usage.get("prompt_tokens") or 0),
-            "output_tokens": int(usage.get("completion_tokens") or 0),
-            "cached_input_tokens": int(details.get("cached_tokens") or 0),
-        },
+        "usage": counts,
         "tool_calls": tool_calls,
         "finish_reason": choice.get("finish_reason"),
         "refusal": message.get("refusal"),
     }
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

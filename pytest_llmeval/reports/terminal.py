@@ -112,6 +112,8 @@ def summary_lines(results: ResultsDocument, verbosity: int = 0) -> list[Line]:
         lines += _table(evals)
     if verbosity >= 0:
         lines += _repeat_lines(evals, verbosity)
+        lines += _partial_run_lines(evals)
+        lines += _flaky_lines(results, verbosity)
         lines += _baseline_lines(results.get("baseline"), verbosity)
         tallies = results.get("tallies") or {}
         if tallies:
@@ -154,6 +156,9 @@ def _baseline_lines(baseline: BaselineSection | None, verbosity: int) -> list[Li
     limit = None if verbosity >= 1 else _FLIPS_SHOWN
     for b in baseline.get("evals") or []:
         label = f"{b['eval']} [{model_label(b.get('model'))}]"
+        if b.get("status") == "new":
+            lines.append((f"  {label}: new, not compared (not in the baseline)", {"yellow": True}))
+            continue
         if not b["n_pairs"]:
             lines.append((f"  {label}: no matching case in the baseline", {"yellow": True}))
             continue
@@ -173,6 +178,8 @@ def _baseline_lines(baseline: BaselineSection | None, verbosity: int) -> list[Li
                 lines.append((f"      {nodeid}", {}))
             if limit is not None and len(ids) > limit:
                 lines.append((f"      ... and {len(ids) - limit} more (-v lists all)", {}))
+        if b.get("cases") and b["n_pairs"] < b["cases"]:
+            lines.append((f"    partial match: compared {b['n_pairs']} of {b['cases']} cases", {"yellow": True}))
         extra = []
         if b.get("new_cases"):
             extra.append(f"{b['new_cases']} case(s) not in the baseline")
@@ -180,6 +187,62 @@ def _baseline_lines(baseline: BaselineSection | None, verbosity: int) -> list[Li
             extra.append(f"{b['missing_cases']} baseline case(s) not run")
         if extra:
             lines.append(("    " + "; ".join(extra), {}))
+    return lines + _baseline_footer(baseline)
+
+
+def _baseline_footer(baseline: BaselineSection) -> list[Line]:
+    lines: list[Line] = []
+    moved = baseline.get("prefix_removed")
+    if moved:
+        side = "this run's" if moved.get("from") == "run" else "the baseline's"
+        lines.append(
+            (
+                f"  matched after taking {moved.get('prefix')!r} off {side} node ids (the runs had different rootdirs)",
+                {"yellow": True},
+            )
+        )
+    not_run = baseline.get("not_run") or []
+    if not_run:
+        shown = ", ".join(not_run[:5]) + (f" and {len(not_run) - 5} more" if len(not_run) > 5 else "")
+        lines.append((f"  in the baseline but not run: {shown}", {}))
+    if baseline.get("problem"):
+        lines.append((f"  NOT COMPARED: {baseline.get('problem')}", {"red": True}))
+    return lines
+
+
+def _partial_run_lines(evals: list[EvalEntry]) -> list[Line]:
+    """``12 of 40 cases`` for each eval that ran only part of its collected cases."""
+    lines: list[Line] = []
+    for ev in evals:
+        collected = ev.get("collected_cases")
+        if collected is not None and ev["cases"] < collected:
+            lines.append(
+                (
+                    f"partial run: {ev['eval']} [{model_label(ev.get('model'))}]: {ev['cases']} of {collected} cases "
+                    "(the rest deselected or skipped)",
+                    {"yellow": True},
+                )
+            )
+    return lines
+
+
+def _flaky_lines(results: ResultsDocument, verbosity: int) -> list[Line]:
+    """Cases whose reruns (pytest-rerunfailures) disagreed with the first attempt, which decided."""
+    flaky = [c for c in results.get("cases") or [] if c.get("flaky")]
+    if not flaky:
+        return []
+    lines: list[Line] = [
+        (
+            f"flaky: {len(flaky)} case(s) changed outcome on a rerun; the first attempt counts for the gate:",
+            {"yellow": True},
+        )
+    ]
+    limit = None if verbosity >= 1 else _FLIPS_SHOWN
+    for case in flaky[:limit]:
+        attempts = " -> ".join([case["outcome"], *case.get("reruns", [])])
+        lines.append((f"  {case['nodeid']}: {attempts}", {}))
+    if limit is not None and len(flaky) > limit:
+        lines.append((f"  ... and {len(flaky) - limit} more (-v lists all)", {}))
     return lines
 
 

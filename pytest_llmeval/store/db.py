@@ -86,6 +86,32 @@ def _file_lock(path: Path) -> Iterator[None]:
         handle.close()  # closing releases the lock
 
 
+def open_snapshot(path: Path, *, busy_timeout_s: float = 60.0) -> sqlite3.Connection:
+    """An in-memory copy of the store at ``path`` with what its -wal file holds applied.
+
+    For a store that cannot be written (nor its folder, so SQLite cannot make the -shm file
+    a WAL read needs): the database and its -wal are copied to a temporary folder, opened
+    there (SQLite then replays the -wal into the copy) and read into memory. The original
+    files are only read.
+    """
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="llmeval-snapshot-") as tmp:
+        copy = Path(tmp) / path.name
+        for suffix in ("", "-wal"):
+            source = Path(str(path) + suffix)
+            if source.is_file():
+                shutil.copyfile(source, str(copy) + suffix)
+        disk = sqlite3.connect(copy, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            disk.backup(memory)
+        finally:
+            disk.close()
+    return memory
+
+
 class Store:
     """The cache and call log at ``path`` (created with its folder when missing).
 
@@ -180,9 +206,15 @@ class Store:
         try:
             conn = self._connect_uri(base + "?mode=ro")
         except sqlite3.Error:
-            # A WAL file closed cleanly has no -shm, and a read-only folder cannot get one:
-            # only an immutable open can read it (nobody can write there anyway).
-            conn = self._connect_uri(base + "?immutable=1")
+            wal = Path(str(self.path) + "-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                # Answers of a run that was killed sit in the -wal file; an immutable open
+                # would ignore it and see an empty (or older) store.
+                conn = open_snapshot(self.path, busy_timeout_s=self._busy_timeout_s)
+            else:
+                # A WAL file closed cleanly has no -shm, and a read-only folder cannot get one:
+                # only an immutable open can read it (nobody can write there anyway).
+                conn = self._connect_uri(base + "?immutable=1")
         try:
             missing = pending(conn)
             if missing:
@@ -317,6 +349,161 @@ class Store:
                 self._conn.execute(sql, args)
         except sqlite3.Error as exc:
             warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=3)
+
+    # -- batches (--llmeval-batch; see pytest_llmeval.calls.batch) --------------------------
+    def claim_batch(
+        self,
+        *,
+        provider: str,
+        endpoint: str,
+        model: str,
+        entries: list[tuple[str, str, dict[str, Any], str | None]],
+        run_id: str,
+        stale_after_s: float = 600.0,
+        reuse_answers: bool = True,
+    ) -> tuple[str | None, dict[str, str]]:
+        """Take the requests no batch holds or has answered, for a batch about to be submitted.
+
+        ``entries`` are ``(key, custom_id, request payload, test_id)``. Returns the claim's id
+        (``None`` when every key was taken) and ``{key: batch id}`` for the keys a submitted
+        batch, another process's claim younger than ``stale_after_s``, or a batch whose stored
+        answer is there already holds (:meth:`batch_answered` tells which). ``reuse_answers``
+        ``False`` (``--llmeval-cache=refresh``) counts only answers of batches of ``run_id``.
+        One transaction: two processes sharing the store never both claim a key.
+        """
+        claim_id = "claim-" + os.urandom(8).hex()
+        now = now_iso()
+        cutoff = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=stale_after_s)).isoformat(
+            timespec="milliseconds"
+        )
+        taken: dict[str, str] = {}
+        if self.readonly:
+            return claim_id, taken  # nothing can be kept: submit without coordination
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    mine = []
+                    for key, custom_id, request, test_id in entries:
+                        # Answered (by another xdist worker, between its planning and this claim)
+                        # first, else held by a batch still running or being submitted.
+                        row = self._conn.execute(
+                            "SELECT b.id FROM batch_requests r JOIN batches b ON b.id = r.batch_id "
+                            "WHERE r.key = ? AND ((r.state = 'done' AND (? OR b.run_id = ?) "
+                            "AND EXISTS (SELECT 1 FROM responses WHERE responses.key = r.key)) "
+                            "OR (r.state = 'pending' AND (b.status = 'submitted' "
+                            "OR (b.status = 'submitting' AND b.updated_at >= ?)))) "
+                            "ORDER BY r.state = 'done' DESC, b.submitted_at DESC LIMIT 1",
+                            (key, int(reuse_answers), run_id, cutoff),
+                        ).fetchone()
+                        if row is not None:
+                            taken[key] = row[0]
+                        else:
+                            mine.append((claim_id, key, custom_id, self._scrub(canonical_json(request)), test_id))
+                    if mine:
+                        self._conn.execute(
+                            "INSERT INTO batches (id, provider, endpoint, model, status, requests, run_id, "
+                            "submitted_at, updated_at) VALUES (?, ?, ?, ?, 'submitting', ?, ?, ?, ?)",
+                            (claim_id, provider, self._scrub(endpoint), model, len(mine), run_id, now, now),
+                        )
+                        self._conn.executemany(
+                            "INSERT OR REPLACE INTO batch_requests (batch_id, key, custom_id, request, test_id) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            mine,
+                        )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            warnings.warn(f"llmeval store {self.path}: batch bookkeeping failed ({exc})", StoreWarning, stacklevel=2)
+            return claim_id, {}
+        return (claim_id if len(taken) < len(entries) else None), taken
+
+    def batch_answered(self, batch_id: str, key: str) -> bool:
+        """Whether batch ``batch_id`` answered ``key`` and the answer is stored."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT 1 FROM batch_requests r JOIN responses ON responses.key = r.key "
+                    "WHERE r.batch_id = ? AND r.key = ? AND r.state = 'done'",
+                    (batch_id, key),
+                ).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None
+
+    def batch_submitted(self, claim_id: str, batch_id: str, keys: list[str], *, status: str = "submitted") -> None:
+        """The provider accepted ``keys`` of claim ``claim_id`` as batch ``batch_id``."""
+        now = now_iso()
+        self._write(
+            "INSERT OR REPLACE INTO batches (id, provider, endpoint, model, status, requests, run_id, submitted_at, "
+            "updated_at) SELECT ?, provider, endpoint, model, ?, ?, run_id, ?, ? FROM batches WHERE id = ?",
+            (batch_id, status, len(keys), now, now, claim_id),
+        )
+        for key in keys:
+            self._write(
+                "UPDATE batch_requests SET batch_id = ? WHERE batch_id = ? AND key = ?", (batch_id, claim_id, key)
+            )
+
+    def release_claim(self, claim_id: str) -> None:
+        """Drop what is left of a claim (its requests were submitted, or submitting failed)."""
+        self._write("DELETE FROM batch_requests WHERE batch_id = ?", (claim_id,))
+        self._write("DELETE FROM batches WHERE id = ?", (claim_id,))
+
+    def update_batch(self, batch_id: str, *, status: str, done: int, failed: int, detail: str | None = None) -> None:
+        """Record a batch's latest state (``submitted`` while it runs; ``ended``, ``expired``,
+        ``cancelled`` or ``failed`` once its answers are collected)."""
+        self._write(
+            "UPDATE batches SET status = ?, done = ?, failed = ?, detail = COALESCE(?, detail), updated_at = ? "
+            "WHERE id = ?",
+            (status, done, failed, detail, now_iso(), batch_id),
+        )
+
+    def finish_batch_requests(self, batch_id: str, states: dict[str, tuple[str, str | None]]) -> None:
+        """Record how each request of a collected batch ended: ``{key: (state, error)}``, state
+        ``done``, ``error`` or ``missing`` (expired or cancelled: a later run submits it again)."""
+        if self.readonly or not states:
+            return
+        try:
+            with self._lock:
+                self._conn.executemany(
+                    "UPDATE batch_requests SET state = ?, error = ? WHERE batch_id = ? AND key = ?",
+                    [(state, self._scrub(error), batch_id, key) for key, (state, error) in states.items()],
+                )
+        except sqlite3.Error as exc:
+            warnings.warn(f"llmeval store {self.path}: batch bookkeeping failed ({exc})", StoreWarning, stacklevel=2)
+
+    def batch_entries(self, batch_id: str) -> list[dict[str, Any]]:
+        """The requests of one batch: ``key``, ``custom_id``, ``request`` (payload), ``test_id``, ``state``."""
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT key, custom_id, request, test_id, state FROM batch_requests WHERE batch_id = ?",
+                    (batch_id,),
+                ).fetchall()
+        except sqlite3.Error:
+            return []
+        out = []
+        for key, custom_id, request, test_id, state in rows:
+            try:
+                payload = json.loads(request)
+            except ValueError:
+                payload = {}
+            out.append({"key": key, "custom_id": custom_id, "request": payload, "test_id": test_id, "state": state})
+        return out
+
+    def batches(self, *, pending: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+        """Batches, newest first: all of them, or only those still running (``pending``)."""
+        where = "WHERE status IN ('submitted', 'submitting')" if pending else ""
+        rows = self.execute(
+            "SELECT id, provider, endpoint, model, status, requests, done, failed, run_id, submitted_at, updated_at "
+            f"FROM batches {where} ORDER BY submitted_at DESC LIMIT ?",
+            (limit,),
+        )
+        names = ("id", "provider", "endpoint", "model", "status", "requests", "done", "failed", "run_id",
+                 "submitted_at", "updated_at")  # fmt: skip
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run SQL and return all rows (for the command line and tests)."""

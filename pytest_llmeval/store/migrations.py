@@ -73,6 +73,42 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
         """,
     ),
+    (
+        # Batch mode (--llmeval-batch): batches submitted to a provider's batch API and the
+        # requests (cache keys) in each, so a later run, another process or another machine
+        # sharing the store collects a finished batch instead of calling or submitting again.
+        # A batch whose id starts with "claim-" is being submitted: its keys are taken.
+        "003_batches",
+        """
+        CREATE TABLE batches (
+            id TEXT PRIMARY KEY,
+            provider TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            status TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            run_id TEXT,
+            submitted_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            detail TEXT
+        );
+        CREATE INDEX batches_status ON batches(status);
+        CREATE TABLE batch_requests (
+            batch_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            custom_id TEXT NOT NULL,
+            request TEXT NOT NULL,
+            test_id TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            error TEXT,
+            PRIMARY KEY (batch_id, key)
+        );
+        CREATE INDEX batch_requests_key ON batch_requests(key);
+        ALTER TABLE calls ADD COLUMN batch_id TEXT;
+        """,
+    ),
 ]
 
 
