@@ -582,3 +582,111 @@ def test_plugin_writes_the_html_report(pytester: pytest.Pytester, fake_api: Fake
     assert "<img src=x onerror=alert(1)>" in page.page.inner_text("#detail")
     assert "Name Lima" in page.page.inner_text("#detail")
     assert page.dialogs == []
+
+
+# -- the flipped-cases view: the baseline's output beside this run's -------------------------
+def flipped_pair() -> tuple[Any, Any]:
+    """(old, new) results: every case flips (pass -> fail for c0..c5, fail -> pass for c6),
+    and both sides answered with hostile text, different on each side."""
+    m = "openai:m"
+    old_cases = [make_case("t.py::test_flip", f"c{i}", m, "passed", output="OLD " + t) for i, t in enumerate(HOSTILE)]
+    old_cases.append(make_case("t.py::test_flip", "c6", m, "error", output=HOSTILE[0]))
+    old_cases[-1]["error"] = "ProviderError: " + HOSTILE[1]
+    new_cases = [make_case("t.py::test_flip", f"c{i}", m, "failed", output="NEW " + t) for i, t in enumerate(HOSTILE)]
+    new_cases.append(make_case("t.py::test_flip", "c6", m, "passed", output="NEW fixed"))
+    old = document(old_cases)
+    return old, document(new_cases, old=old)
+
+
+def test_the_comparison_keeps_the_baselines_output_of_each_flipped_case() -> None:
+    old, new = flipped_pair()
+    (entry,) = new["baseline"]["evals"]
+    kept = entry["flipped_baseline"]
+    assert sorted(kept) == sorted(entry["flipped_to_fail"] + entry["flipped_to_pass"]) and len(kept) == 7
+    first = next(n for n in kept if n.endswith("-c0]"))
+    assert kept[first] == {"outcome": "passed", "output": "OLD " + HOSTILE[0], "output_chars": 4 + len(HOSTILE[0]),
+                           "error": None}  # fmt: skip
+    errored = kept[next(n for n in kept if n.endswith("-c6]"))]
+    assert errored["outcome"] == "error" and errored["error"] == "ProviderError: " + HOSTILE[1]
+    # Shortened like every output of the document, and only for cases that flipped.
+    long_old = document([make_case("t.py::test_l", "a", "openai:m", "passed", output="x" * 50_000),
+                         make_case("t.py::test_l", "b", "openai:m", "passed")])  # fmt: skip
+    long_new = document([make_case("t.py::test_l", "a", "openai:m", "failed"),
+                         make_case("t.py::test_l", "b", "openai:m", "passed")], old=long_old)  # fmt: skip
+    (view,) = long_new["baseline"]["evals"][0]["flipped_baseline"].values()
+    assert view["output_chars"] == 50_000 and len(view["output"]) < 21_000 and "characters left out" in view["output"]
+    # The page's data: one entry per flipped cell, from the section alone or from the old run.
+    for html in (render_html(new), render_html({**new, "baseline": None}, old)):
+        data = extract_data(html)
+        flips = {data["strings"][data["cells"]["nodeid"][f[0]]]: f for f in data["baseline"]["flips"]}
+        assert len(flips) == 7
+        assert data["strings"][flips[first][1]] == "OLD " + HOSTILE[0]
+    assert "flips" in extract_data(render_html(new))["baseline"]
+    assert extract_data(render_html(old))["baseline"] is None
+
+
+def test_the_flipped_view_shows_both_outputs_side_by_side_as_text(page: Page, tmp_path: Path) -> None:
+    old, new = flipped_pair()
+    path = tmp_path / "flips.html"
+    write_html(new, path, old)
+    p = page.page
+    page.open(path)
+    items = p.locator("ul.flips li")
+    assert items.count() == 7
+    for i in range(items.count()):
+        item = items.nth(i)
+        base, now = item.locator(".compare .side.base"), item.locator(".compare .side.now")
+        label = item.locator("button").inner_text()
+        case = int(label.split(" · c", 1)[1].split(" ", 1)[0])
+        if case < len(HOSTILE):
+            assert base.locator("pre").inner_text() == "OLD " + HOSTILE[case]
+            assert now.locator("pre").inner_text() == "NEW " + HOSTILE[case]
+            assert "baseline: passed" in base.inner_text().lower() and "this run: failed" in now.inner_text().lower()
+        else:
+            assert (
+                "ProviderError: " + HOSTILE[1] in base.inner_text() and "baseline: error" in base.inner_text().lower()
+            )
+            assert now.locator("pre").inner_text() == "NEW fixed"
+        # Side by side: the baseline on the left, this run on the right, on one line.
+        b, n = base.bounding_box(), now.bounding_box()
+        assert b is not None and n is not None and b["x"] + b["width"] <= n["x"] and abs(b["y"] - n["y"]) < 2
+    # The detail panel of a flipped cell holds the same comparison.
+    items.nth(0).locator("button").click()
+    compare = p.locator("#detail .compare")
+    assert compare.count() == 1 and "OLD " in compare.inner_text() and "NEW " in compare.inner_text()
+    p.wait_for_timeout(300)  # a broken image's onerror would have fired by now
+    assert page.dialogs == [] and p.evaluate("() => window.__pwned") is None
+    assert p.evaluate("() => document.querySelectorAll('img, iframe, svg script, [onerror], [onload]').length") == 0
+    assert p.evaluate("() => document.scripts.length") == 2
+
+
+def test_a_run_against_its_baseline_shows_the_old_answer_in_the_html_report(
+    pytester: pytest.Pytester, fake_api: FakeAPI, page: Page
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_llmeval import exact
+
+        @pytest.mark.llmeval(min_pass_rate=0.0)
+        @pytest.mark.parametrize("city", ["Paris", "Lima"])
+        def test_city(llm, city):
+            assert exact(llm(f"Name {city}"), city)
+        """
+    )
+    fake_api.reply("Paris", when="Paris")
+    fake_api.reply("Lima", when="Lima")
+    model = ("--llmeval-model", "openai:gpt-4o-mini", "--llmeval-cache", "off")
+    pytester.runpytest(*model, "--llmeval-json", "old.json").assert_outcomes(passed=2)
+    fake_api.reply("</script><img src=x onerror=alert(1)>", when="Lima")
+    result = pytester.runpytest(*model, "--llmeval-baseline=old.json", "--llmeval-json", "new.json",
+                                "--llmeval-html", "new.html")  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1)
+    (entry,) = json.loads((pytester.path / "new.json").read_text())["baseline"]["evals"]
+    assert [v["output"] for v in entry["flipped_baseline"].values()] == ["Lima"]
+    page.open(pytester.path / "new.html")
+    flip = page.page.locator("ul.flips li")
+    assert flip.count() == 1
+    assert flip.locator(".side.base pre").inner_text() == "Lima"
+    assert flip.locator(".side.now pre").inner_text() == "</script><img src=x onerror=alert(1)>"
+    assert page.dialogs == []

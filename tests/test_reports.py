@@ -588,3 +588,55 @@ def test_xdist_gives_the_same_summary_reports_and_gate(pytester: pytest.Pytester
     assert strip.sub("", md[0]) == strip.sub("", md[1])
     assert _summary_rows(serial.stdout.str()) == _summary_rows(xdist.stdout.str())
     assert "  1 failure(s) outside eval cases" not in serial.stdout.str()
+
+
+# -- fast writers, same content ----------------------------------------------------------------
+def test_the_junit_text_is_what_elementtree_would_write(junit_properties_schema: xmlschema.XMLSchema) -> None:
+    # The report is written as text for speed: parsed and written again by ElementTree it
+    # must come out byte for byte the same (its escaping, empty elements, indentation).
+    hostile = synthetic_results()
+    for i, case in enumerate(hostile["cases"]):
+        case["output"] = list(HOSTILE.values())[i] if i != 2 else 'tab\there <a href="x">&</a> ]]>'
+        case["results"][0]["name"] = 'n"a<m>e&\t\n'
+        case["error"] = "ProviderError: \x00 <boom> & ]]>" if i == 1 else None
+        case["outcome"] = "error" if i == 1 else case["outcome"]
+    for results in (synthetic_results(), hostile):
+        for strict in (False, True):
+            for tolerated in ("passed", "failure"):
+                raw = render_junit(results, hostname='h<&">', strict=strict, tolerated=tolerated)
+                root = ET.fromstring(raw)
+                ET.indent(root, space=" ")
+                assert ET.tostring(root, encoding="utf-8", xml_declaration=True) == raw, (strict, tolerated)
+                if not strict:
+                    junit_properties_schema.validate(raw.decode("utf-8"))
+    assert b"\\x00" in render_junit(hostile, hostname="h") and b"characters left out" in render_junit(hostile)
+
+
+def test_json_results_are_one_entry_per_line_and_read_back_whole(tmp_path: Path) -> None:
+    results = synthetic_results()
+    results["cases"][0]["output"] = "line\nbreak \u2028 sep \ud800 lone </script>"
+    write_json(results, tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text(encoding="ascii")  # ASCII: any surrogate is escaped
+    assert load_results(tmp_path / "r.json") == json.loads(json.dumps(results))
+    lines = text.splitlines()
+    # Diffable: a case is one line of its own, so a changed case changes one line.
+    case_lines = lines[lines.index('"cases": [') + 1 : lines.index('"cases": [') + 1 + len(results["cases"])]
+    assert [json.loads(line.rstrip(",")) for line in case_lines] == json.loads(json.dumps(results["cases"]))
+    with pytest.raises(ValueError):
+        write_json({**results, "tallies": {"calls": float("nan")}}, tmp_path / "nan.json")
+    assert not (tmp_path / "nan.json").exists()
+
+
+def test_writing_reports_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    import gc
+
+    results = synthetic_results()
+    assert gc.isenabled()
+    targets = [ReportTarget("html", tmp_path / "r.html", "--llmeval-html")]
+    assert write_reports(results, targets) == [] and gc.isenabled()
+    gc.disable()
+    try:
+        write_reports(results, targets)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -26,6 +26,7 @@ from pytest_llmeval.gate.results import (
     ResultsDocument,
     ResultsFileError,
     aggregate,
+    baseline_case,
     build_results,
     load_results,
     regression_line,
@@ -131,7 +132,9 @@ def compare_baseline(
     on the flipped cases with ``p_value <= alpha``. Sets ``regressed``, ``baseline`` and
     the verdict on each of ``evals``; returns the ``baseline`` section of the results
     document, whose ``problem`` is set when no case matched at all (the gate then fails:
-    a comparison with nothing is no evidence of "no regression").
+    a comparison with nothing is no evidence of "no regression"). Each entry keeps the
+    baseline's outcome, output and error of each flipped case (``flipped_baseline``) for the
+    HTML report to show beside this run's.
     """
     run_cases = sort_cases(cases)
     base_cases = list(baseline.get("cases") or [])
@@ -156,6 +159,7 @@ def compare_baseline(
         in_baseline = set().union(*(base_groups.get(g, set()) for g in group_keys)) if group_keys else set()
         to_fail: list[str] = []
         to_pass: list[str] = []
+        flipped: dict[str, Mapping[str, Any]] = {}
         base_passed = now_passed = n_pairs = 0
         for key, _eval_id in rows:
             if key not in base_keyed:
@@ -170,6 +174,8 @@ def compare_baseline(
                 to_fail.append(row["nodeid"])
             elif now and not before:
                 to_pass.append(row["nodeid"])
+            if before != now:
+                flipped[row["nodeid"]] = base_keyed[key][1]
         p_value = mcnemar_exact(len(to_fail), len(to_pass), alternative="drop")
         status: Literal["compared", "new", "unmatched"] = (
             "compared" if n_pairs else ("new" if not in_baseline else "unmatched")
@@ -188,6 +194,7 @@ def compare_baseline(
             "regressed": bool(to_fail) and p_value <= alpha,
             "new_cases": len(rows) - n_pairs,
             "missing_cases": len(in_baseline - {key for key, _ in rows}),
+            "flipped_baseline": {nodeid: baseline_case(flipped[nodeid]) for nodeid in sorted(flipped)},
         }
         result.baseline = entry
         result.regressed = bool(entry["regressed"])

@@ -63,7 +63,9 @@ versions, never renamed)::
                    "flipped_to_fail": [nodeid], "flipped_to_pass": [nodeid],
                    "p_value": float, "regressed": bool,
                    "new_cases": int, "missing_cases": int,
-                   "status": "compared" | "new" | "unmatched", "cases": int}],
+                   "status": "compared" | "new" | "unmatched", "cases": int,
+                   # what the baseline had for each flipped case, by this run's node id
+                   "flipped_baseline": {nodeid: {"outcome", "output", "output_chars", "error"}}}],
         "matched_cases": int, "cases": int, "baseline_cases": int,
         "not_run": [str],             # "eval [model]" of the baseline absent from this run
         "prefix_removed": {"from": "run" | "baseline", "prefix": str},  # optional
@@ -84,9 +86,10 @@ reports (:mod:`pytest_llmeval.reports`) render a :class:`ResultsDocument` and no
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar, cast
 
@@ -98,6 +101,7 @@ __all__ = [
     "SCHEMA",
     "VERSION",
     "OUTPUT_CAP",
+    "BaselineCase",
     "BaselineEntry",
     "BaselineSection",
     "CallEntry",
@@ -108,6 +112,7 @@ __all__ = [
     "ResultsFileError",
     "Tallies",
     "aggregate",
+    "baseline_case",
     "build_results",
     "case_for_json",
     "case_id",
@@ -212,6 +217,16 @@ class EvalEntry(_EvalRequired, total=False):
     collected_cases: int | None
 
 
+class BaselineCase(TypedDict, total=False):
+    """What the baseline had for one flipped case: the HTML report shows it beside this run's.
+    ``output`` is shortened like every output of the document (:data:`OUTPUT_CAP`)."""
+
+    outcome: Outcome
+    output: str | None
+    output_chars: int
+    error: str | None
+
+
 class BaselineEntry(TypedDict, total=False):
     """One eval and model compared with the baseline (``baseline.evals``); rates over the
     matched pairs, ``None`` when no case matched. ``status``: ``compared``, ``new`` (the
@@ -230,6 +245,7 @@ class BaselineEntry(TypedDict, total=False):
     regressed: bool
     new_cases: int
     missing_cases: int
+    flipped_baseline: dict[str, BaselineCase]
 
 
 class _BaselineRequired(TypedDict):
@@ -340,19 +356,32 @@ class EvalResult:
 
     def to_dict(self) -> EvalEntry:
         """The JSON form (the baseline entry lives in the top-level ``baseline`` section)."""
-        data = asdict(self)
-        data.pop("baseline")
+        # Not dataclasses.asdict: its recursive deep copy is slow on a long case_rates list,
+        # and one level of copying is all a reader that changes the entry needs.
+        data: dict[str, Any] = {}
+        for f in _EVAL_FIELDS:
+            value = getattr(self, f)
+            if isinstance(value, list):
+                value = [dict(v) if isinstance(v, dict) else v for v in value]
+            elif isinstance(value, dict):
+                value = dict(value)
+            data[f] = value
         return cast(EvalEntry, data)
+
+
+#: The fields of an :class:`EvalResult` that its JSON entry keeps, in order.
+_EVAL_FIELDS = tuple(f.name for f in fields(EvalResult) if f.name != "baseline")
 
 
 # -- cases ---------------------------------------------------------------------------------
 def case_id(nodeid: str, sample: int) -> str:
     """The node id without its ``sampleN`` parameter: one id for all samples of a case."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
+    token = f"sample{sample}"
+    # Most node ids have no sample part: one substring test spares them the split.
+    if token not in nodeid or not nodeid.endswith("]") or "[" not in nodeid:
         return nodeid
     head, params = nodeid[:-1].split("[", 1)
     parts = params.split("-")
-    token = f"sample{sample}"
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == token:
             del parts[i]
@@ -373,9 +402,10 @@ def _sort_key(case: Mapping[str, Any]) -> tuple[str, str, str, int]:
 def sort_cases(cases: Iterable[_Case]) -> list[_Case]:
     """Cases in a fixed order, whatever order workers finished in; a case reported twice
     (a rerun plugin) keeps its last report."""
-    latest: dict[tuple[str, str, str, int], _Case] = {}
-    for case in cases:
-        latest[_sort_key(case)] = case
+    # The key inline, not through _sort_key: a run's end sorts every case more than once.
+    latest: dict[tuple[str, str, str, int], _Case] = {
+        (c["eval"], c.get("model") or "", c["nodeid"], int(c.get("sample") or 0)): c for c in cases
+    }
     return [latest[k] for k in sorted(latest)]
 
 
@@ -388,27 +418,62 @@ def _first_llm_key(case: Mapping[str, Any]) -> str | None:
 
 
 def _cap_strings(value: Any, cap: int) -> Any:
+    """``value`` with every string longer than ``cap`` shortened; ``value`` itself (no
+    copy) when no string is that long, which is almost always."""
     if isinstance(value, str):
-        return excerpt(value, cap)
+        return value if len(value) <= cap else excerpt(value, cap)
     if isinstance(value, list):
-        return [_cap_strings(v, cap) for v in value]
+        items = [v if type(v) is str and len(v) <= cap else _cap_strings(v, cap) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     if isinstance(value, dict):
-        return {k: _cap_strings(v, cap) for k, v in value.items()}
+        changed = {
+            k: capped
+            for k, v in value.items()
+            if not (type(v) is str and len(v) <= cap) and (capped := _cap_strings(v, cap)) is not v
+        }
+        return {**value, **changed} if changed else value
     return value
 
 
 def case_for_json(case: Mapping[str, Any]) -> CaseEntry:
     """A case as the JSON results keep it: plugin data plus ``key``, ``case``, ``passed``;
-    outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters."""
+    outputs and prompts shortened beyond :data:`OUTPUT_CAP` characters.
+
+    Containers that need no shortening are shared with ``case``, not copied: the document
+    is written once and never changed in place.
+    """
     out = dict(case)
     output = case.get("output")
-    out["output"] = excerpt(output, OUTPUT_CAP) if isinstance(output, str) else output
-    out["output_chars"] = len(output) if isinstance(output, str) else 0
+    if isinstance(output, str):
+        out["output"] = output if len(output) <= OUTPUT_CAP else excerpt(output, OUTPUT_CAP)
+        out["output_chars"] = len(output)
+    else:
+        out["output"] = output
+        out["output_chars"] = 0
     out["prompt"] = _cap_strings(case.get("prompt"), OUTPUT_CAP)
     out["key"] = _first_llm_key(case)
     out["case"] = case_id(case["nodeid"], int(case.get("sample") or 0))
     out["passed"] = case.get("outcome") == "passed"
     return cast(CaseEntry, out)
+
+
+def baseline_case(case: Mapping[str, Any]) -> BaselineCase:
+    """The part of a baseline's case that the flipped-cases view shows next to this run's:
+    its outcome, error and output (shortened beyond :data:`OUTPUT_CAP` characters, which a
+    baseline file has already done)."""
+    output = case.get("output")
+    if isinstance(output, str):
+        chars = max(len(output), int(case.get("output_chars") or 0))
+        output = output if len(output) <= OUTPUT_CAP else excerpt(output, OUTPUT_CAP)
+    else:
+        output, chars = None, 0
+    error = case.get("error")
+    return {
+        "outcome": case.get("outcome", "error"),
+        "output": output,
+        "output_chars": chars,
+        "error": None if error is None else excerpt(str(error), OUTPUT_CAP),
+    }
 
 
 # -- evals ---------------------------------------------------------------------------------
@@ -423,20 +488,40 @@ def aggregate(cases: Iterable[Mapping[str, Any]]) -> list[EvalResult]:
 
 
 def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]]) -> EvalResult:
+    # One pass over the rows and their calls: a big eval has tens of thousands of them.
     n = len(rows)
-    passed = sum(r["outcome"] == "passed" for r in rows)
-    errors = sum(r["outcome"] == "error" for r in rows)
-    failed = n - passed - errors
-    # All cases of one eval share the marker; take the strictest should they ever differ.
-    threshold = max(float(r.get("threshold", 1.0)) for r in rows)
-    low, high = wilson_interval(passed, n)
-    calls = [c for r in rows for c in (r.get("calls") or [])]
-    llm_latencies = [float(c.get("latency_s") or 0.0) for c in calls if c.get("role", "llm") == "llm"]
-    tags = sorted({t for r in rows for t in (r.get("tags") or [])})
-
+    passed = errors = 0
+    threshold = -math.inf
+    input_tokens = output_tokens = cached_input_tokens = cache_hits = n_calls = 0
+    cost = 0.0
+    llm_latencies: list[float] = []
+    tags: set[str] = set()
     per_case: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
-        per_case[case_id(r["nodeid"], int(r.get("sample") or 0))].append(r["outcome"] == "passed")
+        outcome = r["outcome"]
+        ok = outcome == "passed"
+        passed += ok
+        errors += outcome == "error"
+        # All cases of one eval share the marker; take the strictest should they ever differ.
+        row_threshold = float(r.get("threshold", 1.0))
+        if row_threshold > threshold:
+            threshold = row_threshold
+        for c in r.get("calls") or ():
+            n_calls += 1
+            input_tokens += int(c.get("input_tokens") or 0)
+            output_tokens += int(c.get("output_tokens") or 0)
+            cached_input_tokens += int(c.get("cached_input_tokens") or 0)
+            cost += float(c.get("cost_usd") or 0.0)
+            cache_hits += bool(c.get("cached"))
+            if c.get("role", "llm") == "llm":
+                llm_latencies.append(float(c.get("latency_s") or 0.0))
+        row_tags = r.get("tags")
+        if row_tags:
+            tags.update(row_tags)
+        per_case[case_id(r["nodeid"], int(r.get("sample") or 0))].append(ok)
+    failed = n - passed - errors
+    low, high = wilson_interval(passed, n)
+
     repeat = min(len(v) for v in per_case.values())
     at_k: dict[str, float] = {}
     hat_k: dict[str, float] = {}
@@ -463,15 +548,15 @@ def _aggregate_one(eval_id: str, model: str | None, rows: list[Mapping[str, Any]
         ci_high=high,
         verdict="pass",
         verdict_reason="",
-        input_tokens=sum(int(c.get("input_tokens") or 0) for c in calls),
-        output_tokens=sum(int(c.get("output_tokens") or 0) for c in calls),
-        cached_input_tokens=sum(int(c.get("cached_input_tokens") or 0) for c in calls),
-        cost_usd=sum(float(c.get("cost_usd") or 0.0) for c in calls),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cost_usd=cost,
         latency_p50_s=percentile(llm_latencies, 50),
         latency_p95_s=percentile(llm_latencies, 95),
-        cache_hits=sum(bool(c.get("cached")) for c in calls),
-        calls=len(calls),
-        tags=tags,
+        cache_hits=cache_hits,
+        calls=n_calls,
+        tags=sorted(tags),
         repeat=repeat,
         distinct_cases=len(per_case),
         pass_at_k=at_k,

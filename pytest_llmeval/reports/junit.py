@@ -37,6 +37,7 @@ import os
 import re
 import socket
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,22 +93,35 @@ def _split_nodeid(nodeid: str) -> tuple[str, str]:
 
 
 def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
+    # One pass over the calls (this runs for every case of the run); sums start from 0.0,
+    # which formats as the integer 0 did.
     calls = case.get("calls") or []
-    llm_calls = [c for c in calls if c.get("role", "llm") == "llm"]
+    input_tokens = output_tokens = 0
+    cost = latency = 0.0
+    cached = bool(calls)
+    for c in calls:
+        input_tokens += int(c.get("input_tokens") or 0)
+        output_tokens += int(c.get("output_tokens") or 0)
+        cost += float(c.get("cost_usd") or 0.0)
+        if c.get("role", "llm") == "llm":
+            latency += float(c.get("latency_s") or 0.0)
+        if not c.get("cached"):
+            cached = False
+    passed = case["outcome"] == "passed"
     props: list[tuple[str, str]] = [
         ("llmeval.eval", case["eval"]),
         ("llmeval.model", case.get("model") or ""),
         ("llmeval.sample", _num(case.get("sample") or 0)),
         ("llmeval.outcome", case["outcome"]),
-        ("llmeval.passed", _num(case["outcome"] == "passed")),
-        ("llmeval.score", _num(float(case.get("score") or 0.0))),
-        ("llmeval.threshold", _num(float(case.get("threshold") or 0.0))),
-        ("llmeval.input_tokens", _num(sum(int(c.get("input_tokens") or 0) for c in calls))),
-        ("llmeval.output_tokens", _num(sum(int(c.get("output_tokens") or 0) for c in calls))),
-        ("llmeval.cost_usd", _num(sum(float(c.get("cost_usd") or 0.0) for c in calls))),
-        ("llmeval.latency_s", _num(sum(float(c.get("latency_s") or 0.0) for c in llm_calls))),
-        ("llmeval.calls", _num(len(calls))),
-        ("llmeval.cached", _num(bool(calls) and all(bool(c.get("cached")) for c in calls))),
+        ("llmeval.passed", "true" if passed else "false"),
+        ("llmeval.score", f"{float(case.get('score') or 0.0):.6g}"),
+        ("llmeval.threshold", f"{float(case.get('threshold') or 0.0):.6g}"),
+        ("llmeval.input_tokens", str(input_tokens)),
+        ("llmeval.output_tokens", str(output_tokens)),
+        ("llmeval.cost_usd", f"{cost:.6g}"),
+        ("llmeval.latency_s", f"{latency:.6g}"),
+        ("llmeval.calls", str(len(calls))),
+        ("llmeval.cached", "true" if cached else "false"),
     ]
     if key := case.get("key"):
         props.append(("llmeval.key", key))
@@ -152,6 +166,52 @@ def _tolerated_ids(results: ResultsDocument) -> set[tuple[str, str]]:
     }
 
 
+class _Escaped(dict[Any, str]):
+    """Memo of ``escape(value)``: a run repeats the same eval names, models, verdicts and
+    numbers in every case, so most look-ups are a dict hit with no Python call."""
+
+    def __init__(self, escape: Callable[[Any], str]) -> None:
+        super().__init__()
+        self.escape = escape
+
+    def __missing__(self, value: Any) -> str:
+        escaped = self[value] = self.escape(value)
+        return escaped
+
+
+def _attr(value: str) -> str:
+    """An attribute value as ElementTree escapes it (``value`` is already :func:`xml_safe`)."""
+    if _ATTR_SPECIAL.search(value) is None:
+        return value
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\r", "&#13;")
+        .replace("\n", "&#10;")
+        .replace("\t", "&#09;")
+    )
+
+
+def _text(value: str) -> str:
+    """Character data as ElementTree escapes it (``value`` is already :func:`xml_safe`)."""
+    if _TEXT_SPECIAL.search(value) is None:
+        return value
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_ATTR_SPECIAL = re.compile('[&<>"\r\n\t]')
+_TEXT_SPECIAL = re.compile("[&<>]")
+
+
+def _element(indent: str, tag: str, attrs: str, text: str) -> str:
+    """One leaf element: ``<tag attrs />`` when it has no text, as ElementTree writes it."""
+    if not text:
+        return f"{indent}<{tag}{attrs} />"
+    return f"{indent}<{tag}{attrs}>{text}</{tag}>"
+
+
 def render_junit(
     results: ResultsDocument, *, hostname: str | None = None, strict: bool = False, tolerated: str = "passed"
 ) -> bytes:
@@ -164,7 +224,15 @@ def render_junit(
     def is_tolerated(case: CaseEntry) -> bool:
         return case["outcome"] == "failed" and (case["eval"], case.get("model") or NO_MODEL) in passing_evals
 
-    import xml.etree.ElementTree as ET  # lazily: importing the plugin stays cheap
+    # Written as text, one escaping pass per string, in the layout ElementTree's indent()
+    # and tostring() gave (an element tree of every property of 30,000 cases took seconds).
+    # Values repeat across cases (eval names, models, numbers): each is escaped once.
+    attr = _Escaped(lambda v: _attr(xml_safe(v)))
+    prop_value = _Escaped(lambda v: _attr(xml_safe(v, PROPERTY_CAP)))
+    # Most (name, value) pairs of a case's properties recur in other cases: whole lines.
+    prop_line = _Escaped(lambda p: f'    <property name="{attr[p[0]]}" value="{prop_value[p[1]]}" />')
+    line_value = _Escaped(lambda v: _text(xml_safe(v, PROPERTY_CAP)))
+    line_name = _Escaped(lambda v: _text(xml_safe(v)))
 
     evals_by_model: dict[str, list[EvalEntry]] = defaultdict(list)
     for ev in results.get("evals") or []:
@@ -177,32 +245,24 @@ def render_junit(
     host = hostname if hostname is not None else socket.gethostname()
     stamp = str(results.get("created_at") or "")[:19]
 
-    root = ET.Element("testsuites", name="pytest-llmeval")
+    out: list[str] = []
     totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+    first_suite = True
     for model in sorted(set(evals_by_model) | set(cases_by_model)):
         cases = cases_by_model.get(model, [])
         failures = sum(c["outcome"] == "failed" and not (tolerated == "passed" and is_tolerated(c)) for c in cases)
-        first_suite = not len(root)
         errors = sum(c["outcome"] == "error" for c in cases)
         time_s = sum(float(c.get("duration_s") or 0.0) for c in cases)
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=xml_safe(model),
-            tests=str(len(cases)),
-            failures=str(failures),
-            errors=str(errors),
-            skipped="0",
-            time=f"{time_s:.3f}",
-            timestamp=stamp,
-            hostname=xml_safe(host),
+        out.append(
+            f' <testsuite name="{attr[model]}" tests="{len(cases)}" failures="{failures}" errors="{errors}"'
+            f' skipped="0" time="{time_s:.3f}" timestamp="{_attr(stamp)}" hostname="{attr[host]}">'
         )
-        props = ET.SubElement(suite, "properties")
+        suite_props: list[tuple[str, str]] = []
         if not strict:
-            ET.SubElement(props, "property", name="llmeval.model", value=xml_safe(model))
+            suite_props.append(("llmeval.model", xml_safe(model)))
         if not strict or first_suite:
-            ET.SubElement(props, "property", name="llmeval.run_id", value=xml_safe(results.get("run_id") or ""))
-            ET.SubElement(props, "property", name="llmeval.passed", value=_num(bool(results.get("passed"))))
+            suite_props.append(("llmeval.run_id", xml_safe(results.get("run_id") or "")))
+            suite_props.append(("llmeval.passed", _num(bool(results.get("passed")))))
         for ev in evals_by_model.get(model, []):
             prefix = f"llmeval.eval.{xml_safe(ev['eval'])}"
             if strict:
@@ -230,66 +290,84 @@ def render_junit(
                     ("flipped_to_fail", len(b["flipped_to_fail"])),
                     ("flipped_to_pass", len(b["flipped_to_pass"])),
                 ]
-            for name, value in items:
-                ET.SubElement(props, "property", name=f"{prefix}.{name}", value=_num(value))
+            suite_props += [(f"{prefix}.{name}", _num(value)) for name, value in items]
+        if suite_props:
+            out.append("  <properties>")
+            out += [f'   <property name="{_attr(n)}" value="{_attr(v)}" />' for n, v in suite_props]
+            out.append("  </properties>")
+        else:
+            out.append("  <properties />")
+        first_suite = False
+
         for case in cases:
             classname, name = _split_nodeid(case["nodeid"])
-            testcase = ET.SubElement(
-                suite,
-                "testcase",
-                classname=xml_safe(classname),
-                name=xml_safe(name),
-                time=f"{float(case.get('duration_s') or 0.0):.3f}",
+            head = (
+                f'  <testcase classname="{attr[classname]}" name="{attr[name]}"'
+                f' time="{float(case.get("duration_s") or 0.0):.3f}"'
             )
+            children: list[str] = []
             case_props = _case_properties(case)
             tolerated_case = is_tolerated(case)
             if tolerated_case:
                 case_props.append(("llmeval.tolerated", "true"))
             if not strict:
-                cprops = ET.SubElement(testcase, "properties")
-                for pname, pvalue in case_props:
-                    ET.SubElement(cprops, "property", name=xml_safe(pname), value=xml_safe(pvalue, PROPERTY_CAP))
+                children.append("   <properties>")
+                children += [prop_line[p] for p in case_props]
+                children.append("   </properties>")
             out_lines: list[str] = []
-            if case["outcome"] == "error" or (
-                case["outcome"] == "failed" and not (tolerated_case and tolerated == "passed")
-            ):
+            outcome = case["outcome"]
+            if outcome == "error" or (outcome == "failed" and not (tolerated_case and tolerated == "passed")):
                 message, text = _failure_text(case)
-                tag = "failure" if case["outcome"] == "failed" else "error"
+                tag = "failure" if outcome == "failed" else "error"
                 kind = "llmeval.failed" if tag == "failure" else "llmeval.error"
-                element = ET.SubElement(testcase, tag, message=xml_safe(message, MESSAGE_CAP), type=kind)
-                element.text = xml_safe(text, TEXT_CAP)
+                attrs = f' message="{_attr(xml_safe(message, MESSAGE_CAP))}" type="{kind}"'
+                children.append(_element("   ", tag, attrs, _text(xml_safe(text, TEXT_CAP))))
             note = None
-            if tolerated_case and tolerated == "passed" and case["outcome"] == "failed":
+            if tolerated_case and tolerated == "passed" and outcome == "failed":
                 message, _ = _failure_text(case)
                 note = (
                     "llmeval: this case FAILED; tolerated because its eval meets min_pass_rate "
                     f"{float(case.get('threshold') or 0.0):.1%}: {xml_safe(message, MESSAGE_CAP)}"
                 )
                 if strict:
-                    out_lines.append(note)  # strict readers may show only <system-out>
+                    out_lines.append(_text(note))  # strict readers may show only <system-out>
             if strict:
-                out_lines += [f"{xml_safe(n)}={xml_safe(v, PROPERTY_CAP)}" for n, v in case_props]
+                out_lines += [f"{line_name[n]}={line_value[v]}" for n, v in case_props]
             output = case.get("output")
             if isinstance(output, str) and output:
                 if out_lines:
                     out_lines.append("")  # the data, a blank line, then the model's output
-                out_lines.append(xml_safe(output, OUTPUT_CAP))
+                out_lines.append(_text(xml_safe(output, OUTPUT_CAP)))
             if out_lines:
-                out = ET.SubElement(testcase, "system-out")
-                out.text = "\n".join(out_lines)
+                children.append(_element("   ", "system-out", "", "\n".join(out_lines)))
             if note is not None and not strict:
                 # <system-out> stays the model's output alone; the note goes beside it.
-                ET.SubElement(testcase, "system-err").text = note
+                children.append(_element("   ", "system-err", "", _text(note)))
+            if children:
+                out.append(head + ">")
+                out += children
+                out.append("  </testcase>")
+            else:
+                out.append(head + " />")
+        out.append(" </testsuite>")
         totals["tests"] += len(cases)
         totals["failures"] += failures
         totals["errors"] += errors
         totals["time"] += time_s
-    root.set("tests", str(totals["tests"]))
-    root.set("failures", str(totals["failures"]))
-    root.set("errors", str(totals["errors"]))
-    root.set("time", f"{totals['time']:.3f}")
-    ET.indent(root, space=" ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    root = (
+        f'<testsuites name="pytest-llmeval" tests="{totals["tests"]}" failures="{totals["failures"]}"'
+        f' errors="{totals["errors"]}" time="{totals["time"]:.3f}"'
+    )
+    if out:
+        text = "\n".join([root + ">", *out, "</testsuites>"])
+    else:
+        text = root + " />"
+    # Every string went through xml_safe, so nothing is left that UTF-8 cannot encode; the
+    # error handler is ElementTree's, for a value that reached the file some other way.
+    return (_DECLARATION + text).encode("utf-8", "xmlcharrefreplace")
+
+
+_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
 
 
 def write_junit(

@@ -36,17 +36,19 @@ __all__ = ["case_label", "page_template", "render_html", "write_html"]
 # Outcome codes used in the page's cell arrays.
 _OUTCOME_CODE = {"passed": 0, "failed": 1, "error": 2}
 # Keys of a check or grade shown in their own fields; any other key is shown as extra JSON.
-_RESULT_KEYS = (
-    "name",
-    "passed",
-    "score",
-    "expected",
-    "actual",
-    "explanation",
-    "reasoning",
-    "raw",
-    "judge_model",
-    "label",
+_RESULT_KEYS = frozenset(
+    {
+        "name",
+        "passed",
+        "score",
+        "expected",
+        "actual",
+        "explanation",
+        "reasoning",
+        "raw",
+        "judge_model",
+        "label",
+    }
 )
 # One model output can be megabytes; the report keeps the start and the end of it.
 _MAX_TEXT_CHARS = 100_000
@@ -158,6 +160,10 @@ def _script_json(payload: Any) -> str:
 
 def _num(value: Any, digits: int | None = None) -> float | None:
     """A finite float or ``None``: NaN has no JSON form and a missing value stays missing."""
+    if type(value) is float:  # the usual case first: this runs for every figure of every case
+        if value != value or value in _INFINITIES:
+            return None
+        return round(value, digits) if digits is not None else value
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -167,6 +173,9 @@ def _num(value: Any, digits: int | None = None) -> float | None:
     if not math.isfinite(number):
         return None
     return round(number, digits) if digits is not None else number
+
+
+_INFINITIES = (math.inf, -math.inf)
 
 
 def _int(value: Any) -> int:
@@ -194,13 +203,22 @@ class _Strings:
     def add(self, value: Any) -> int:
         if value is None:
             return -1
-        if not isinstance(value, str):
-            value = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-        value = excerpt(value, _MAX_TEXT_CHARS)
-        found = self.index.get(value)
+        if type(value) is str:
+            # Keyed by the text as given too (not only as shortened): a repeated text is
+            # one dict hit, which is what most of a big report's strings are.
+            found = self.index.get(value)
+            if found is not None:
+                return found
+            text = value
+        else:
+            text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+        shown = excerpt(text, _MAX_TEXT_CHARS)
+        found = self.index.get(shown)
         if found is None:
-            found = self.index[value] = len(self.items)
-            self.items.append(value)
+            found = self.index[shown] = len(self.items)
+            self.items.append(shown)
+        if text is value:
+            self.index[value] = found
         return found
 
 
@@ -211,6 +229,8 @@ class _Payload:
         # Mappings, not the TypedDicts: an older or hand-made document renders what it has.
         self.results = results
         self.strings = _Strings()
+        self.call_rows: dict[tuple[Any, ...], list[Any]] = {}
+        self.prompt_index: dict[tuple[tuple[str, str], ...], int] = {}
         self.cases: list[Mapping[str, Any]] = [c for c in results.get("cases") or () if isinstance(c, Mapping)]
         section = results.get("baseline")
         self.comparison: Mapping[str, Any] | None = section if isinstance(section, Mapping) else None
@@ -228,7 +248,7 @@ class _Payload:
         eval_names = self._eval_names()
         eval_index = {e: i for i, e in enumerate(eval_names)}
         repeated = {c.get("eval") for c in self.cases if _int(c.get("sample")) > 0}
-        base_outcomes, flipped_fail, flipped_pass = self._baseline_outcomes()
+        base_outcomes, flipped_fail, flipped_pass, base_views = self._baseline_outcomes()
         has_baseline = self.old_results is not None or self.comparison is not None
 
         # Rows: one per (eval, case); a cell is one (row, model, sample) case.
@@ -256,6 +276,8 @@ class _Payload:
             k: [] for k in ("row", "model", "sample", "outcome", "score", "base", "nodeid", "detail")
         }
         row_flip = [0] * len(row_eval)  # 2: a cell flipped to fail, 1: only to pass
+        # What the baseline had for each flipped cell: [cell, output, error, output_chars].
+        flips: list[list[Any]] = []
         for case, row in zip(self.cases, cell_rows, strict=True):
             nodeid = str(case.get("nodeid", ""))
             sample = _int(case.get("sample"))
@@ -264,9 +286,22 @@ class _Payload:
             if base < 0 and nodeid in flipped_fail:
                 base = 0
             elif base < 0 and nodeid in flipped_pass:
-                base = 1
+                # Failed or errored: the comparison kept which, when it kept the case.
+                kept = base_views.get(nodeid)
+                base = _OUTCOME_CODE.get(str(kept.get("outcome")), 1) if kept is not None else 1
+                base = base or 1
             if base >= 0 and (base == 0) != (outcome == 0):
                 row_flip[row] = max(row_flip[row], 2 if base == 0 else 1)
+                view = base_views.get(nodeid) or base_views.get((nodeid, sample))
+                if view is not None:
+                    flips.append(
+                        [
+                            len(cells["row"]),
+                            self.strings.add(view.get("output") if isinstance(view.get("output"), str) else None),
+                            self.strings.add(None if view.get("error") is None else str(view.get("error"))),
+                            _int(view.get("output_chars")) or None,
+                        ]
+                    )
             cells["row"].append(row)
             cells["model"].append(model_index.get(str(case.get("model") or NO_MODEL), 0))
             cells["sample"].append(sample)
@@ -292,7 +327,7 @@ class _Payload:
                 "label": [self.strings.add(row_label[r]) for r in order],
             },
             "cells": cells,
-            "baseline": self._baseline_meta() if has_baseline else None,
+            "baseline": {**self._baseline_meta(), "flips": flips} if has_baseline else None,
             "strings": self.strings.items,
         }
 
@@ -337,20 +372,31 @@ class _Payload:
         }
 
     # -- baseline -------------------------------------------------------------------------
-    def _baseline_outcomes(self) -> tuple[dict[tuple[str, int], int], set[str], set[str]]:
+    def _baseline_outcomes(
+        self,
+    ) -> tuple[dict[tuple[str, int], int], set[str], set[str], dict[Any, Mapping[str, Any]]]:
+        """``(outcomes, flipped to fail, flipped to pass, views)``: the old run's outcome by
+        (node id, sample), the comparison's flipped node ids, and what the baseline had for a
+        case (outcome, output, error), by node id from the comparison section (which matched
+        the cases), else by (node id, sample) from the old results."""
         outcomes: dict[tuple[str, int], int] = {}
+        views: dict[Any, Mapping[str, Any]] = {}
         if self.old_results is not None:
             for case in self.old_results.get("cases") or ():
                 if isinstance(case, Mapping):
                     key = (str(case.get("nodeid", "")), _int(case.get("sample")))
                     outcomes[key] = _OUTCOME_CODE.get(str(case.get("outcome")), 2)
+                    views[key] = case
         to_fail: set[str] = set()
         to_pass: set[str] = set()
         for entry in (self.comparison or {}).get("evals") or ():
             if isinstance(entry, Mapping):
                 to_fail.update(str(n) for n in entry.get("flipped_to_fail") or ())
                 to_pass.update(str(n) for n in entry.get("flipped_to_pass") or ())
-        return outcomes, to_fail, to_pass
+                kept = entry.get("flipped_baseline")
+                if isinstance(kept, Mapping):
+                    views.update((str(n), v) for n, v in kept.items() if isinstance(v, Mapping))
+        return outcomes, to_fail, to_pass, views
 
     def _old_rates(self) -> dict[tuple[str, str], float]:
         """Pass rates of the old run by (eval, model), read from its ``evals`` entries: the
@@ -432,21 +478,42 @@ class _Payload:
         for call in case.get("calls") or ():
             if not isinstance(call, Mapping):
                 continue
-            calls.append(
-                [
-                    add(str(call.get("role") or "llm")),
-                    add(str(call.get("model") or "")),
-                    1 if call.get("cached") else 0,
-                    _num(call.get("latency_s"), 4),
-                    _int(call.get("input_tokens")),
-                    _int(call.get("output_tokens")),
-                    _int(call.get("cached_input_tokens")),
-                    _num(call.get("cost_usd"), 8),
-                ]
+            fields = (
+                call.get("role"),
+                call.get("model"),
+                call.get("cached"),
+                call.get("latency_s"),
+                call.get("input_tokens"),
+                call.get("output_tokens"),
+                call.get("cached_input_tokens"),
+                call.get("cost_usd"),
             )
+            # Calls of a big run repeat (same model, tokens, cost): each distinct one is
+            # converted once, and the page's JSON holds the same list for every repeat.
+            try:
+                row = self.call_rows.get(fields)
+            except TypeError:  # an unhashable value in a hand-made document
+                row = None
+            if row is None:
+                role, model, cached, latency, tin, tout, tcached, cost = fields
+                row = [
+                    add(str(role or "llm")),
+                    add(str(model or "")),
+                    1 if cached else 0,
+                    _num(latency, 4),
+                    _int(tin),
+                    _int(tout),
+                    _int(tcached),
+                    _num(cost, 8),
+                ]
+                try:
+                    self.call_rows[fields] = row
+                except TypeError:
+                    pass
+            calls.append(row)
         tags = [add(str(t)) for t in case.get("tags") or ()]
         return [
-            add(_PROMPT_JSON.encode(prompt)) if prompt is not None else -1,
+            self._prompt(prompt) if prompt is not None else -1,
             add(case.get("output")),
             add(case.get("error")),
             results,
@@ -456,6 +523,25 @@ class _Payload:
             _int(case.get("output_chars")) or None,
             _num(case.get("duration_s"), 3),
         ]
+
+    def _prompt(self, prompt: Any) -> int:
+        """The string index of ``prompt`` as one JSON text. The usual prompt (a list of
+        role/content messages, the same for every model) is looked up by its texts, so its
+        JSON is made once rather than once per model."""
+        key: Any = None
+        if isinstance(prompt, list):
+            try:
+                key = tuple((m["role"], m["content"]) for m in prompt if len(m) == 2)
+            except (KeyError, TypeError):
+                key = None
+            if key is not None and (len(key) != len(prompt) or not all(type(x) is str for kv in key for x in kv)):
+                key = None
+        if key is not None:
+            found = self.prompt_index.get(key)
+            if found is None:
+                found = self.prompt_index[key] = self.strings.add(_PROMPT_JSON.encode(prompt))
+            return found
+        return self.strings.add(_PROMPT_JSON.encode(prompt))
 
 
 def _stats(given: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,9 @@
   function secs(x) { return (x === null || x === undefined) ? "–" : (x < 1 ? (x * 1000).toFixed(0) + " ms" : x.toFixed(2) + " s"); }
   function shortEval(name) { const i = name.lastIndexOf("::"); return i >= 0 ? name.slice(i + 2) : name; }
   function badge(kind, text) { return el("span", "badge " + kind, text); }
+  // What the baseline had for a flipped cell: cell index -> [output, error, output_chars].
+  const BASE_VIEW = new Map();
+  if (D.baseline && Array.isArray(D.baseline.flips)) for (const f of D.baseline.flips) BASE_VIEW.set(f[0], f.slice(1));
   function flipOf(ci) { const b = C.base[ci], o = C.outcome[ci];
     if (b < 0 || (b === 0) === (o === 0)) return 0; return b === 0 ? 2 : 1; }  // 2: to fail, 1: to pass
 
@@ -200,9 +203,32 @@
       b.textContent = (f === 2 ? "▼ " : "▲ ") + shortEval(EVALS[R.eval[C.row[ci]]].name) + " · " + (str(R.label[C.row[ci]]) || "(no case id)") +
         " — " + MODELS[C.model[ci]] + ": " + OUT[C.base[ci]] + " → " + OUT[C.outcome[ci]];
       b.addEventListener("click", () => showDetail(ci));
-      put(ul, put(el("li"), b));
+      const li = put(el("li"), b, compareOutputs(ci));
+      li.setAttribute("data-cell", ci);
+      put(ul, li);
     }
     if (list.length > 200) put(box, el("div", "sub", "…and " + (list.length - 200) + " more: use “flipped only” below."));
+  }
+
+  // The baseline's answer beside this run's, for a flipped cell: what changed, at a glance.
+  function compareSide(cls, title, output, error, chars, missing) {
+    const side = el("div", "side " + cls);
+    put(side, el("div", "msg-role", title));
+    if (missing) { put(side, el("div", "empty", missing)); return side; }
+    if (error !== null) put(side, el("div", "sub", "error"), el("pre", "err", error));
+    put(side, output === null ? el("div", "empty", "No output recorded.") : el("pre", "out", output));
+    if (chars && output !== null && chars > output.length) put(side, el("div", "sub", "Shortened: the full output has " + num(chars) + " characters."));
+    return side;
+  }
+  function compareOutputs(ci) {
+    const v = BASE_VIEW.get(ci), d = C.detail[ci];
+    const box = el("div", "compare");
+    box.setAttribute("data-cell", ci);
+    put(box, v === undefined
+      ? compareSide("base", "baseline: " + OUT[C.base[ci]], null, null, null, "The baseline's output is not in the results file.")
+      : compareSide("base", "baseline: " + OUT[C.base[ci]], str(v[0]), str(v[1]), v[2], null));
+    put(box, compareSide("now", "this run: " + OUT[C.outcome[ci]], str(d[1]), str(d[2]), d[7], null));
+    return box;
   }
 
   // -- matrix ---------------------------------------------------------------------------
@@ -335,6 +361,7 @@
       ["threshold", d[5] === null ? null : pct(d[5], 0)], ["tags", tags], ["duration", d[8] === null ? null : secs(d[8])],
       ["baseline", C.base[ci] >= 0 ? OUT[C.base[ci]] + (f ? " → " + OUT[o] + " (flipped)" : " (unchanged)") : null]]));
     if (d[2] >= 0) { section(body, "Error"); textBlock(body, str(d[2])); }
+    if (f) { section(body, "Baseline → this run"); put(body, compareOutputs(ci)); }
     section(body, "Prompt"); renderPrompt(body, d[0]);
     section(body, "Output"); textBlock(body, str(d[1]), "No output recorded.");
     if (d[7] && str(d[1]) !== null && d[7] > str(d[1]).length) put(body, el("div", "sub", "Shortened in the results file: the full output has " + num(d[7]) + " characters."));
