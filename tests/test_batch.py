@@ -221,13 +221,24 @@ def test_an_expired_batch_is_resubmitted_only_for_what_it_did_not_answer(
 
 def test_a_batch_that_expires_while_the_run_waits_makes_errors(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
     fake_api.batch_delay = 600
-    timer = threading.Timer(1.0, fake_api.expire_batches)
-    timer.start()
+    stop = threading.Event()
+
+    def expire_both() -> None:
+        # Each of the two batches (one per model) is expired once it is out, however long
+        # the run takes to submit it: no wall-clock guess about when that is.
+        expired = 0
+        while expired < 2 and not stop.wait(0.1):
+            expired += fake_api.expire_batches()
+
+    expirer = threading.Thread(target=expire_both, daemon=True)
+    expirer.start()
     try:
         pytester.makepyfile(PLAIN.format(n=2))
-        result = pytester.runpytest(*BATCH, "--llmeval-json", "results.json")
+        # The wait bound only keeps a broken run from hanging; the batches expire long before.
+        result = pytester.runpytest(*BATCH, "--llmeval-batch-wait", "300", "--llmeval-json", "results.json")
     finally:
-        timer.cancel()
+        stop.set()
+        expirer.join(5)
     result.assert_outcomes(failed=4)
     errors = [c["error"] for c in results(pytester)["cases"]]
     assert all("expired" in e and "rerun to submit it again" in e for e in errors)
