@@ -19,13 +19,16 @@ MODEL = ["--llmeval-model", "openai:gpt-4o-mini"]
 
 # Each worker writes what its planner did and its share of the limits.
 WORKER_PROBE = """
-import json, os
+import json
 
 def pytest_sessionfinish(session):
     from pytest_llmeval.keys import SESSION_KEY
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is None:
+    # Not PYTEST_XDIST_WORKER: when this suite itself runs under xdist, the controller of the
+    # inner run inherits the outer worker's variable.
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is None:
         return
+    worker = workerinput["workerid"]
     eval_session = session.config.stash[SESSION_KEY]
     planner = eval_session.planner
     data = {
