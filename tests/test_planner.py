@@ -562,9 +562,9 @@ def test_in_a_terminal_a_progress_line_shows_the_calls_in_flight(pytester: pytes
 
 
 def test_stopping_early_drops_the_calls_not_made_yet(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
-    # A latency far above the time pytest needs to stop after the first failure, so that
-    # the count below does not depend on how loaded the machine is.
-    fake_api.latency = 1.0
+    # A latency far above the time pytest needs to stop after the first failure (over a
+    # second on a loaded machine under xdist), so the count below does not depend on load.
+    fake_api.latency = 3.0
     pytester.makepyfile(
         """
         import pytest

@@ -271,7 +271,12 @@ def junitxml_failure_to_error(config: pytest.Config, report: pytest.TestReport) 
         xml = config.stash.get(xml_key, None)
         if xml is None:
             return False
-        reporter = xml.node_reporters.get((report.nodeid, getattr(report, "node", None)))
+        worker = getattr(report, "node", None)
+        # The key's first part is the node id string up to pytest 9.1 and ``report.id`` (a
+        # NodeId) from 9.2 on.
+        reporter = xml.node_reporters.get((report.nodeid, worker))
+        if reporter is None and hasattr(report, "id"):
+            reporter = xml.node_reporters.get((report.id, worker))
         if reporter is None:
             return False
         for node in reporter.nodes:
