@@ -63,9 +63,7 @@ def test_gives_up_after_the_last_retry_with_a_clear_error() -> None:
     with pytest.raises(ProviderError) as info:
         call_with_retries(flaky, RetryPolicy(max_retries=2, timeout_s=5), sleep=sleeps.append)
     assert flaky.calls == 3 and len(sleeps) == 2
-    assert (
-        str(info.value) == "HTTP 503 (gave up after 3 attempts; --llmeval-retries 2, --llmeval-timeout 5 s per call)"
-    )
+    assert str(info.value) == "HTTP 503 (gave up after 3 attempts; --llmeval-retries 2, --llmeval-timeout 5 s per call)"
     assert info.value.status == 503 and not info.value.retryable
 
 

@@ -274,9 +274,10 @@ def junitxml_failure_to_error(config: pytest.Config, report: pytest.TestReport) 
         worker = getattr(report, "node", None)
         # The key's first part is the node id string up to pytest 9.1 and ``report.id`` (a
         # NodeId) from 9.2 on.
-        reporter = xml.node_reporters.get((report.nodeid, worker))
+        reporters: dict[Any, Any] = xml.node_reporters
+        reporter = reporters.get((report.nodeid, worker))
         if reporter is None and hasattr(report, "id"):
-            reporter = xml.node_reporters.get((report.id, worker))
+            reporter = reporters.get((report.id, worker))
         if reporter is None:
             return False
         for node in reporter.nodes:

@@ -273,12 +273,12 @@ class _Known:
             known.clear()
         found: set[str] = set()
         for pair in pairs:
-            secrets = known.get(pair)
-            if secrets is None:
+            of_variable = known.get(pair)
+            if of_variable is None:
                 name, value = (os.fsdecode(part) for part in pair)
-                secrets = known[pair] = _secrets_of_variable(name, value)
-            if secrets:
-                found.update(secrets)
+                of_variable = known[pair] = _secrets_of_variable(name, value)
+            if of_variable:
+                found.update(of_variable)
         result = frozenset(found)
         if isinstance(raw, dict):
             self._last = (dict(raw), result)
