@@ -391,16 +391,11 @@ class Store:
             if not pending or self.readonly:
                 return
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     for columns, rows in pending.items():
                         names = ", ".join(columns)
                         marks = ", ".join("?" for _ in columns)
                         self._conn.executemany(f"INSERT INTO calls ({names}) VALUES ({marks})", rows)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=3)
 
@@ -418,19 +413,27 @@ class Store:
             return
         try:
             with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     self._conn.executemany(
                         "INSERT OR REPLACE INTO outcomes (run_id, test_id, model, sample, outcome, score) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         rows,
                     )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
         except sqlite3.Error as exc:
             warnings.warn(f"llmeval call log write to {self.path} failed ({exc})", StoreWarning, stacklevel=2)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the store's lock: all of its statements, or (an error,
+        a killed run) none of them."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         if self.readonly:
@@ -472,8 +475,7 @@ class Store:
             return claim_id, taken  # nothing can be kept: submit without coordination
         try:
             with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     mine = []
                     for key, custom_id, request, test_id in entries:
                         # Answered (by another xdist worker, between its planning and this claim)
@@ -502,10 +504,6 @@ class Store:
                             "VALUES (?, ?, ?, ?, ?)",
                             mine,
                         )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
         except sqlite3.Error as exc:
             warnings.warn(f"llmeval store {self.path}: batch bookkeeping failed ({exc})", StoreWarning, stacklevel=2)
             return claim_id, {}
@@ -651,8 +649,7 @@ class Store:
         counts = {"responses": 0, "calls": 0, "runs": 0, "outcomes": 0}
         with self._lock:
             self.flush()
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 if keep_runs is not None:
                     counts["responses"] += self._conn.execute(
                         "DELETE FROM responses WHERE key NOT IN (SELECT key FROM calls WHERE run_id IN "
@@ -670,10 +667,6 @@ class Store:
                     counts["outcomes"] = self._conn.execute(
                         "DELETE FROM outcomes WHERE run_id NOT IN (SELECT id FROM runs)"
                     ).rowcount
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
             # Give the space back: without VACUUM the file never shrinks.
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -721,8 +714,7 @@ class Store:
         stamp = now_iso()
         redactor = self._redactor()
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 for key, request, response in good:
                     # A file written elsewhere may carry a key: redacted like any write.
                     text = redactor.redact(canonical_json(response))
@@ -743,10 +735,6 @@ class Store:
                             stamp,
                         ),
                     )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
         result["imported"] = True
         return result
 
