@@ -189,7 +189,10 @@ class Store:
                     raise
             stamp = time.strftime("%Y%m%dT%H%M%S")
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
-            for suffix in ("", "-wal", "-shm"):
+            # The damaged file's -wal and -shm first, the file itself last: a worker that does
+            # not wait for this lock may create a fresh store at the path the moment the old
+            # file is gone, and its new -wal (holding its first writes) must stay where it is.
+            for suffix in ("-wal", "-shm", ""):
                 src = Path(str(self.path) + suffix)
                 if src.exists():
                     os.replace(src, Path(str(aside) + suffix))
