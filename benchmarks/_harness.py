@@ -36,6 +36,22 @@ def test_case(i):
 """
 
 
+# Pytest's own floor for any plugin that gives a test a parametrized fixture (as ``llm`` is):
+# the plain suite with one indirect parameter whose fixture returns ``request.param``.
+FIXTURE_SUITE = """
+import pytest
+
+@pytest.fixture
+def thing(request):
+    return request.param
+
+@pytest.mark.parametrize("thing", ["model"], indirect=True)
+@pytest.mark.parametrize("i", range({cases}))
+def test_case(thing, i):
+    assert "echo" == "echo"
+"""
+
+
 def timed_pytest(
     cwd: Path, args: list[str], env: dict[str, str], *, check: bool = True
 ) -> tuple[float, float, subprocess.CompletedProcess[str]]:

@@ -380,8 +380,16 @@ class EvalSession:
             if not self._wants_full_traceback():
                 report.longrepr = _short_repr(excinfo)
         redactor = redaction.current()
-        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
-            text = str(report.longrepr)
+        text = None if report.longrepr is None or isinstance(report.longrepr, tuple) else str(report.longrepr)
+        # One check of everything the report carries first: nearly every report has nothing
+        # to redact, and three reports a case made this a cost per case (issue 17).
+        strings = [text or "", *(content for _, content in report.sections)]
+        for name, value in (*item.user_properties, *report.user_properties):
+            strings.append(str(name))
+            redaction.strings_in(value, strings)
+        if not redactor.may_hold("\0".join(strings)):
+            return
+        if text is not None:
             clean = redactor.redact(text)
             if clean != text:
                 report.longrepr = clean

@@ -195,6 +195,27 @@ def test_any_fragment_and_encoding_of_a_secret_is_redacted() -> None:
     )
 
 
+def test_one_check_for_a_whole_row_misses_no_fragment() -> None:
+    """redact_data/redact_values check all strings of a row at once before redacting any:
+    a fragment at any offset of any string, after strings of any length, is still caught."""
+    from pytest_llmeval.store.redaction import Redactor
+
+    key = "sk-live-" + "Q7fW2xZr9LmN4pB8vT1y"
+    redactor = Redactor([key])
+    for pad in range(9):
+        for start in range(len(key) - 8 + 1):
+            fragment = key[start : start + 8]
+            row = {"a" * pad: "x" * (pad % 5), "calls": [{"n": 1, "out": "y" * pad + fragment + "z"}]}
+            clean = redactor.redact_data(row)
+            assert fragment not in json.dumps(clean), (pad, start)
+            values = redactor.redact_values(("p" * pad, 3, None, "q" * (pad % 3) + fragment))
+            assert fragment not in values[3] and values[:3] == ("p" * pad, 3, None), (pad, start)
+    # Nothing to redact: the very same object back (no copy per case), URLs in text checked too.
+    row = {"prompt": "What is 2 + 2?", "calls": [{"out": "4"}]}
+    assert redactor.redact_data(row) is row
+    url_row = ["fine", "see http://bob:hunter2hunter2@h/v1"]
+    assert redactor.redact_data(url_row) == ["fine", f"see http://bob:{REDACTED}@h/v1"]
+
 def test_environment_names_that_mark_a_secret() -> None:
     from pytest_llmeval.store.redaction import secrets_from_env
 

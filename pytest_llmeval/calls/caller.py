@@ -173,13 +173,18 @@ class Caller:
 
         ``key`` is ``request.key`` when the caller has it already (hashing is not free).
         """
-        key = key or request.key
+        return self._lookup(key or request.key)[0]
+
+    def _lookup(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """:meth:`lookup`, with the stored JSON text of an answer read from the store."""
         fresh = self._fresh.get(key)
         if fresh is not None:
-            return fresh
+            return fresh, None
         if self.mode in ("use", "replay"):
-            return self.store.get(key)
-        return None
+            entry = self.store.get_entry(key)
+            if entry is not None:
+                return entry
+        return None, None
 
     def call(
         self, request: Request, *, test_id: str | None = None, role: str = "llm", tags: list[str] | None = None
@@ -193,7 +198,7 @@ class Caller:
         provider = self._provider(request)
         started = time.perf_counter()
         failed = self._failed.get(key)
-        stored = None if failed is not None else self.lookup(request, key)
+        stored, stored_text = (None, None) if failed is not None else self._lookup(key)
         prefetched = self._prefetched.pop(key, None) if stored is not None else None
         cached = stored is not None and prefetched is None
         cost = 0.0
@@ -233,7 +238,17 @@ class Caller:
             self.stats.hits += int(cached)
             self.stats.batched += int(batch_id is not None)
         self._log(
-            request, key, test_id, role, tags, stored, completion.latency_s, cached=cached, cost=cost, batch_id=batch_id
+            request,
+            key,
+            test_id,
+            role,
+            tags,
+            stored,
+            completion.latency_s,
+            cached=cached,
+            cost=cost,
+            batch_id=batch_id,
+            response_text=stored_text if cached else None,
         )
         record_call(
             CallInfo(
@@ -440,7 +455,9 @@ class Caller:
         cost: float = 0.0,
         error: str | None = None,
         batch_id: str | None = None,
+        response_text: str | None = None,
     ) -> None:
+        """One row of the call log. ``response_text``: the stored JSON of a cache hit's answer."""
         from pytest_llmeval.store.db import now_iso
 
         usage = (response or {}).get("usage") or {}
@@ -455,7 +472,7 @@ class Caller:
                 "role": role,
                 "key": key,
                 "request": request.payload_json(),
-                "response": canonical_json(response) if response is not None else None,
+                "response": response_text or (canonical_json(response) if response is not None else None),
                 "input_tokens": int(usage.get("input_tokens") or 0),
                 "output_tokens": int(usage.get("output_tokens") or 0),
                 "cached_input_tokens": int(usage.get("cached_input_tokens") or 0),

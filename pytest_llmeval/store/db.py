@@ -288,6 +288,12 @@ class Store:
     # -- cache ---------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored response for ``key``; ``None`` on a miss or an unreadable entry."""
+        entry = self.get_entry(key)
+        return entry[0] if entry is not None else None
+
+    def get_entry(self, key: str) -> tuple[dict[str, Any], str] | None:
+        """The stored response for ``key`` and its stored JSON text (what the call log of a
+        cache hit keeps, without encoding it again); ``None`` on a miss or an unreadable entry."""
         try:
             if self.readonly or self.in_memory:
                 with self._lock:
@@ -300,7 +306,7 @@ class Store:
                         )
                         self._reader.execute("PRAGMA query_only = ON")
                     row = self._reader.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
-            return json.loads(row[0]) if row else None
+            return (json.loads(row[0]), row[0]) if row else None
         except (sqlite3.Error, ValueError) as exc:
             warnings.warn(f"llmeval cache read failed ({exc}); treating it as a miss", StoreWarning, stacklevel=2)
             return None
@@ -377,8 +383,7 @@ class Store:
         """
         if self.readonly:
             return
-        redactor = self._redactor()
-        values = tuple(redactor.redact(v) if isinstance(v, str) else v for v in row.values())
+        values = self._redactor().redact_values(row.values())
         with self._lock:
             if not self._pending_count:
                 self._pending_since = time.monotonic()

@@ -36,6 +36,7 @@ __all__ = [
     "current",
     "redact_secrets",
     "redact_data",
+    "strings_in",
 ]
 
 #: What a secret is replaced with.
@@ -58,6 +59,8 @@ _URL_PARAM = (
     r"(?P<pre>[?&](?:[\w.-]*(?:key|token|secret|password|passwd|sig|signature|credential)[\w.-]*)=)"
     r"(?P<secret>[^&\s#\"'<>:;,)\]]+)"
 )
+_URL_USERINFO_RE = re.compile(_URL_USERINFO)
+_URL_PARAM_RE = re.compile(_URL_PARAM, re.IGNORECASE)
 
 
 #: API keys the plugin supplies for a run when none is set (under ``--llmeval-cache=replay``,
@@ -170,13 +173,26 @@ class Redactor:
         half = MIN_SECRET_LENGTH // 2
         return map("".join, zip(*(text[i::half] for i in range(half)), strict=False))
 
+    def may_hold(self, text: str) -> bool:
+        """Whether ``text`` may hold something to redact; ``False`` means it certainly does not.
+
+        Valid for several strings joined into one (any separator): every window of
+        :data:`MIN_SECRET_LENGTH` characters inside one of them contains an aligned block of
+        the joined text, so one check answers for all of them. A fragment that only spans a
+        separator is a false alarm, which costs the full redaction and nothing else.
+        """
+        if _may_hold_url_credentials(text) and (_URL_USERINFO_RE.search(text) or _URL_PARAM_RE.search(text)):
+            return True
+        return bool(self._grams) and not self._blocks.isdisjoint(self._aligned_blocks(text))
+
     def redact(self, text: str) -> str:
         """``text`` with every secret, fragment and URL credential replaced by ``[redacted]``."""
-        if not isinstance(text, str) or not text:
-            return text
-        if "://" in text or "=" in text:
-            text = re.sub(_URL_USERINFO, lambda m: m["pre"] + REDACTED, text)
-            text = re.sub(_URL_PARAM, lambda m: m["pre"] + REDACTED, text, flags=re.IGNORECASE)
+        if not isinstance(text, str) or len(text) < MIN_SECRET_LENGTH:
+            return text  # too short for a secret, a fragment or a URL's credentials
+        if "@" in text and "://" in text:
+            text = _URL_USERINFO_RE.sub(lambda m: m["pre"] + REDACTED, text)
+        if "=" in text and ("?" in text or "&" in text):
+            text = _URL_PARAM_RE.sub(lambda m: m["pre"] + REDACTED, text)
         if not self._grams or self._blocks.isdisjoint(self._aligned_blocks(text)):
             return text
         n, half = MIN_SECRET_LENGTH, MIN_SECRET_LENGTH // 2
@@ -204,18 +220,64 @@ class Redactor:
         pieces.append(text[last:])
         return "".join(pieces)
 
+    def redact_values(self, values: Iterable[Any]) -> tuple[Any, ...]:
+        """``values`` as a tuple, each string among them redacted, other values as they are.
+
+        One check of all the strings together first: a row with nothing to redact (nearly
+        every row) costs one pass over its text, not one call per column.
+        """
+        values = tuple(values)
+        if not self.may_hold("\0".join(v for v in values if isinstance(v, str))):
+            return values
+        return tuple(self.redact(v) if isinstance(v, str) else v for v in values)
+
     def redact_data(self, value: Any) -> Any:
-        """A copy of ``value`` (JSON-like: dicts, lists, tuples, strings) with every string,
-        dict keys included, redacted. Other values are returned as they are."""
+        """``value`` (JSON-like: dicts, lists, tuples, strings) with every string, dict keys
+        included, redacted. Other values are returned as they are. When nothing needs
+        redacting (one check of all its strings together), that is ``value`` itself, not a
+        copy; otherwise a copy."""
+        strings: list[str] = []
+        strings_in(value, strings)
+        if not strings or not self.may_hold("\0".join(strings)):
+            return value
+        return self._redact_copy(value)
+
+    def _redact_copy(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, dict):
-            return {self.redact_data(k): self.redact_data(v) for k, v in value.items()}
+            return {self._redact_copy(k): self._redact_copy(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.redact_data(v) for v in value]
+            return [self._redact_copy(v) for v in value]
         if isinstance(value, tuple):
-            return tuple(self.redact_data(v) for v in value)
+            return tuple(self._redact_copy(v) for v in value)
         return value
+
+
+def _may_hold_url_credentials(text: str) -> bool:
+    """What :data:`_URL_USERINFO` (``://`` then ``@``) and :data:`_URL_PARAM` (``?`` or ``&``
+    then ``=``) need, checked without a regex: most texts have neither."""
+    return ("@" in text and "://" in text) or ("=" in text and ("?" in text or "&" in text))
+
+
+def strings_in(value: Any, out: list[str]) -> None:
+    """Append every string in the JSON-like ``value`` (dict keys included) to ``out``."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str):
+                out.append(k)
+            if isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, (dict, list, tuple)):
+                strings_in(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            if isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, (dict, list, tuple)):
+                strings_in(v, out)
 
 
 class _Known:
