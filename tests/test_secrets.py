@@ -216,6 +216,7 @@ def test_one_check_for_a_whole_row_misses_no_fragment() -> None:
     url_row = ["fine", "see http://bob:hunter2hunter2@h/v1"]
     assert redactor.redact_data(url_row) == ["fine", f"see http://bob:{REDACTED}@h/v1"]
 
+
 def test_environment_names_that_mark_a_secret() -> None:
     from pytest_llmeval.store.redaction import secrets_from_env
 
