@@ -132,6 +132,27 @@ def test_a_drip_feeding_server_ends_at_the_deadline(
     assert fake_api.count() == 1  # no retry: the deadline covers them all
 
 
+def test_requests_past_their_deadline_never_hold_up_later_ones() -> None:
+    """within() reuses its threads; a request stuck past its deadline keeps one, and the
+    next requests get others at once, however many are stuck."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pytest_llmeval.providers._common import RequestTimeout, within
+
+    release = threading.Event()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        stuck = [pool.submit(within, release.wait, 0.05) for _ in range(20)]
+        assert all(isinstance(f.exception(), RequestTimeout) for f in stuck)
+        # Twenty threads are still blocked; twenty more requests all start and end in time.
+        results = list(pool.map(lambda i: within(lambda: i * 2, 30), range(20)))
+    assert results == [i * 2 for i in range(20)]
+    release.set()
+    # An error is raised in the caller's thread as it is.
+    with pytest.raises(KeyError, match="missing"):
+        within(lambda: {}["missing"], 5)
+
+
 def test_a_retry_after_past_the_deadline_fails_at_once(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
     fake_api.fault("429", retry_after=3600, count=100)
     pytester.makepyfile(ONE_CALL.format(cases=5))
