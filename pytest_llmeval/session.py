@@ -20,11 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_llmeval.calls.caller import Caller
-from pytest_llmeval.calls.registry import ProviderRegistry
-from pytest_llmeval.calls.retry import RetryPolicy
 from pytest_llmeval.errors import ConfigError, LLMEvalError, MissingKeyError, UnusedCheckWarning
-from pytest_llmeval.gate.gate import RunGate
 from pytest_llmeval.keys import CASE_KEY, LLM_ARG, CaseInfo
 from pytest_llmeval.marker import EvalMarker
 from pytest_llmeval.models import ModelSpec
@@ -34,6 +30,9 @@ from pytest_llmeval.store import redaction
 from pytest_llmeval.text import short_repr
 
 if TYPE_CHECKING:
+    from pytest_llmeval.calls.caller import Caller
+    from pytest_llmeval.calls.registry import ProviderRegistry
+    from pytest_llmeval.gate.gate import RunGate
     from pytest_llmeval.intercept.hooks import InterceptHooks
     from pytest_llmeval.judge import GraderRegistry
     from pytest_llmeval.planning.planner import Planner
@@ -47,9 +46,11 @@ class EvalSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.registry = ProviderRegistry()
-        # Historic: providers registered by conftest files loaded later still get the call.
-        config.hook.pytest_llmeval_register_providers.call_historic(kwargs={"register": self.registry.register})
+        # The registry, the caller and the gate are made on first use: a run that collects
+        # no eval never imports them (startup, issue 12).
+        self._registry: ProviderRegistry | None = None
+        self._caller: Caller | None = None
+        self._gate: RunGate | None = None
         self._graders: GraderRegistry | None = None
         workerinput = getattr(config, "workerinput", None)
         self.run_id: str = (workerinput or {}).get("llmeval_run_id") or os.urandom(16).hex()
@@ -58,19 +59,7 @@ class EvalSession:
         workers = max(1, int((workerinput or {}).get("workercount") or 1))
         #: This process's calls in flight (its share under xdist).
         self.concurrency = settings.concurrency and max(1, settings.concurrency // workers)
-        max_cost = settings.max_cost / workers if settings.max_cost is not None else None
-        self.caller = Caller(
-            registry=self.registry,
-            store_path=settings.cache_path,
-            mode=settings.cache_mode,
-            timeout_s=settings.timeout_s,
-            retry=RetryPolicy(max_retries=settings.retries, timeout_s=settings.timeout_s),
-            run_id=self.run_id,
-            run_args=list(config.invocation_params.args),
-            prices=settings.prices,
-            max_cost=max_cost,
-            concurrency=self.concurrency,
-        )
+        self._max_cost = settings.max_cost / workers if settings.max_cost is not None else None
         if settings.recordings is not None and workerinput is None:
             # Before any call: under xdist the controller imports once for all workers.
             import_recordings(settings.recordings, settings.cache_path, settings.cache_mode)
@@ -86,7 +75,8 @@ class EvalSession:
         self._deselected: Counter[tuple[str, str | None]] = Counter()
         #: Collected eval items per (eval, model, count), from an xdist worker (xdist.py).
         self.worker_collected: list[tuple[str, str | None, int]] | None = None
-        self.gate = RunGate(config, settings)  # reads --llmeval-baseline now: a bad file is a usage error
+        if settings.baseline_path is not None:
+            self.gate  # noqa: B018 - reads --llmeval-baseline now: a bad file is a usage error
         if config.pluginmanager.hasplugin("xdist"):
             from pytest_llmeval.xdist import XdistHooks
 
@@ -96,6 +86,50 @@ class EvalSession:
         if settings.intercept or (settings.cache_mode == "replay" and keyless):
             # Before collection: an app's module-level SDK client is made when its tests import it.
             self._start_intercept()
+
+    @property
+    def registry(self) -> ProviderRegistry:
+        """Provider factories by name (the built-in ones and those of plugins and conftest files)."""
+        if self._registry is None:
+            from pytest_llmeval.calls.registry import ProviderRegistry
+
+            self._registry = ProviderRegistry()
+            # Historic: providers registered by conftest files loaded later still get the call.
+            self.config.hook.pytest_llmeval_register_providers.call_historic(
+                kwargs={"register": self._registry.register}
+            )
+        return self._registry
+
+    @property
+    def caller(self) -> Caller:
+        """The run's one way to a model: cache, call log, retries, limits, budget."""
+        if self._caller is None:
+            from pytest_llmeval.calls.caller import Caller
+            from pytest_llmeval.calls.retry import RetryPolicy
+
+            settings = self.settings
+            self._caller = Caller(
+                registry=self.registry,
+                store_path=settings.cache_path,
+                mode=settings.cache_mode,
+                timeout_s=settings.timeout_s,
+                retry=RetryPolicy(max_retries=settings.retries, timeout_s=settings.timeout_s),
+                run_id=self.run_id,
+                run_args=list(self.config.invocation_params.args),
+                prices=settings.prices,
+                max_cost=self._max_cost,
+                concurrency=self.concurrency,
+            )
+        return self._caller
+
+    @property
+    def gate(self) -> RunGate:
+        """Outcomes to pass rates, the verdict, the exit status and the reports."""
+        if self._gate is None:
+            from pytest_llmeval.gate.gate import RunGate
+
+            self._gate = RunGate(self.config, self.settings)
+        return self._gate
 
     def _start_intercept(self) -> None:
         """Serve the SDK calls of intercepting evals (issue 13); only runs that may intercept pay its import."""
@@ -135,7 +169,8 @@ class EvalSession:
                 self.config.pluginmanager.unregister(self.intercept)
         if self.planner is not None:
             self.planner.close()
-        self.caller.close()
+        if self._caller is not None:
+            self._caller.close()
         if self.planner is not None and self.config.pluginmanager.is_registered(self.planner):
             self.config.pluginmanager.unregister(self.planner)
         redaction.forget(*self._secrets)
@@ -449,7 +484,8 @@ class EvalSession:
                 from pytest_llmeval.planning._pytest_internals import junitxml_failure_to_error
 
                 junitxml_failure_to_error(self.config, report)
-        self.gate.note_report(report)
+        if report.failed:  # what the gate remembers of other reports: their failures
+            self.gate.note_report(report)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         for item in items:
@@ -472,7 +508,10 @@ class EvalSession:
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Iterator[None]:
-        if self.caller.store_opened:
+        if not self.cases and self._gate is None and not self.settings.wants_reports:
+            yield  # no eval ran and no report is asked for: nothing to decide or write
+            return
+        if self._caller is not None and self._caller.store_opened:
             # One transaction for the whole run: a row per case was one commit per case.
             self.caller.store.record_outcomes(
                 self.run_id,
@@ -492,7 +531,8 @@ class EvalSession:
         yield
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        self.gate.terminal_summary(terminalreporter)
+        if self._gate is not None:
+            self._gate.terminal_summary(terminalreporter)
 
 
 _MISSING_KEY = MissingKeyError.__name__ + ": "
@@ -591,6 +631,8 @@ def _is_test_timeout(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
 def _inside_model_call(excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
     """Whether the exception was raised while a model call was in flight: a model that
     was never heard cannot have given a wrong answer, whatever cut the call off."""
+    from pytest_llmeval.calls.caller import Caller  # imported already: a case made the call
+
     code = Caller.call.__code__
     return any(entry.frame.code.raw is code for entry in excinfo.traceback)
 

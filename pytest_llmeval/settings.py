@@ -249,6 +249,11 @@ class Settings:
     report_tolerated: str = "passed"
     intercept: bool = False  # ini llmeval_intercept: every eval serves its app's SDK calls
 
+    @property
+    def wants_reports(self) -> bool:
+        """Whether any report file is asked for (written even by a run with no eval)."""
+        return any((self.json_path, self.report_path, self.markdown_path, self.html_path))
+
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         """Parse and validate; any bad value is a :class:`pytest.UsageError` naming the option."""

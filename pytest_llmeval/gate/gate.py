@@ -337,8 +337,7 @@ class RunGate:
         if self.is_worker:
             return
         settings = self.settings
-        wants_reports = any((settings.json_path, settings.report_path, settings.markdown_path, settings.html_path))
-        if not cases and not wants_reports:
+        if not cases and not settings.wants_reports:
             return
         cases = sort_cases(cases)
         self.evals = aggregate(cases)
