@@ -47,11 +47,14 @@ class ProviderError(LLMEvalError):
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        exhausted: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        #: The account's quota or credit is used up: no call to this endpoint can succeed.
+        self.exhausted = exhausted
 
 
 class MissingKeyError(LLMEvalError):

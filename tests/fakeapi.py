@@ -455,6 +455,7 @@ HOSTILE_KINDS = frozenset(
         "299",  # a 2xx other than 200, with no body
         "drip",  # a right answer, one byte every `interval` seconds (status line and headers included)
         "quota",  # 429 insufficient_quota: not a rate limit, the account has no credit left
+        "credit",  # Anthropic's 400 "Your credit balance is too low": the same, as Anthropic says it
         "401",  # the key is rejected
         "401-echo",  # the key is rejected and the error echoes the Authorization header back
         "403",  # the key may not use this endpoint or model
@@ -463,8 +464,9 @@ HOSTILE_KINDS = frozenset(
         "no-format-400",  # any response_format but text gets HTTP 400; other requests are answered
     }
 )
-_HOSTILE_STATUS = {"401": 401, "401-echo": 401, "403": 403, "quota": 429}
+_HOSTILE_STATUS = {"401": 401, "401-echo": 401, "403": 403, "quota": 429, "credit": 400}
 _HOSTILE_MESSAGE = {
+    400: "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.",
     401: "Incorrect API key provided.",
     403: "Your API key does not have permission to use the specified resource.",
     429: "You exceeded your current quota, please check your plan and billing details.",
@@ -545,11 +547,22 @@ class _HostileServer:
             if kind == "401-echo":  # as some proxies do: the request's own header, verbatim
                 message += f" Received header: Authorization: {rec.headers.get('authorization', '')}"
             if anthropic:
-                kinds = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+                kinds = {
+                    400: "invalid_request_error",
+                    401: "authentication_error",
+                    403: "permission_error",
+                    429: "rate_limit_error",
+                }
                 body = {"type": "error", "error": {"type": kinds[status], "message": message}}
             else:
-                code = {401: "invalid_api_key", 403: "unsupported_country_region_territory", 429: "insufficient_quota"}
-                kinds = {401: "invalid_request_error", 403: "invalid_request_error", 429: "insufficient_quota"}
+                code = {
+                    400: "invalid_request_error",
+                    401: "invalid_api_key",
+                    403: "unsupported_country_region_territory",
+                    429: "insufficient_quota",
+                }
+                kinds = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error"}
+                kinds[429] = "insufficient_quota"
                 body = {"error": {"message": message, "type": kinds[status], "param": None, "code": code[status]}}
             return fake._send(h, rec, status, json.dumps(body).encode())
         if kind == "299":

@@ -189,26 +189,34 @@ def test_the_deadline_bounds_every_attempt_and_wait_of_a_call() -> None:
 
 
 # -- quota, auth, the breaker --------------------------------------------------------------------
+USED_UP = "(the account's quota is used up: check its plan and billing)"
+
+
 @pytest.mark.parametrize(
-    ("kind", "says"),
+    ("kind", "model", "says"),
     [
-        ("quota", "HTTP 429 from http://127.0.0.1:*(the account's quota is used up: check its plan and billing)"),
-        ("401", "HTTP 401 from http://127.0.0.1:*(check the API key)"),
-        ("403", "HTTP 403 from http://127.0.0.1:*(the key may not use this endpoint or model)"),
+        ("quota", "openai:gpt-4o-mini", f"HTTP 429 from http://127.0.0.1:*{USED_UP}"),
+        (
+            "credit",
+            "anthropic:claude-haiku-4-5",
+            f"HTTP 400 from http://127.0.0.1:*{USED_UP}*credit balance is too low",
+        ),
+        ("401", "openai:gpt-4o-mini", "HTTP 401 from http://127.0.0.1:*(check the API key)"),
+        ("403", "openai:gpt-4o-mini", "HTTP 403 from http://127.0.0.1:*(the key may not use this endpoint or model)"),
     ],
 )
 def test_quota_and_rejected_keys_end_the_endpoints_calls_at_once(
-    pytester: pytest.Pytester, fake_api: FakeAPI, kind: str, says: str
+    pytester: pytest.Pytester, fake_api: FakeAPI, kind: str, model: str, says: str
 ) -> None:
     fake_api.hostile(kind, count=1000)
     pytester.makepyfile(ONE_CALL.format(cases=20))
-    result, cases = run(pytester, *OPENAI, "--llmeval-concurrency", "0")
+    result, cases = run(pytester, "--llmeval-model", model, "--llmeval-concurrency", "0")
     assert outcomes(cases) == {"error": 20}
     assert fake_api.count() == 1  # not one retry, not one more case sent
     import fnmatch
 
     errors = [c["error"] for c in cases.values()]
-    assert all(fnmatch.fnmatch(e, f"ProviderError: openai:gpt-4o-mini: {says}*") for e in errors), errors
+    assert all(fnmatch.fnmatch(e, f"ProviderError: {model}: {says}*") for e in errors), errors
     assert sum("[not sent: an earlier call to this endpoint got this answer" in e for e in errors) == 19
 
 

@@ -50,7 +50,7 @@ class _Token(float):
 
 def is_fatal(error: ProviderError) -> bool:
     """Whether ``error`` ends every call to its endpoint: a rejected key or an exhausted quota."""
-    return error.status in (401, 403) or (error.status == 429 and not error.retryable)
+    return error.status in (401, 403) or error.exhausted or (error.status == 429 and not error.retryable)
 
 
 def _cause(error: ProviderError) -> str:

@@ -51,7 +51,11 @@ def translate_sdk_error(exc: BaseException, *, model: str, endpoint: str) -> Pro
     error = _translate(exc, model=model, endpoint=endpoint)
     redactor = redaction.Redactor(redaction.current().secrets | set(secrets))
     return ProviderError(
-        redactor.redact(str(error)), retryable=error.retryable, retry_after=error.retry_after, status=error.status
+        redactor.redact(str(error)),
+        retryable=error.retryable,
+        retry_after=error.retry_after,
+        status=error.status,
+        exhausted=error.exhausted,
     )
 
 
@@ -64,8 +68,11 @@ def _translate(exc: BaseException, *, model: str, endpoint: str) -> ProviderErro
         retry_after = retry_after_seconds(getattr(response, "headers", None))
         detail = _error_detail(exc)
         hint = ""
-        # An exhausted quota is a 429 too, but waiting does not refill it: not retried.
-        quota = status == 429 and _error_code(exc) == "insufficient_quota"
+        # An exhausted quota is a 429 too (OpenAI), or a 400 (Anthropic's "credit balance is
+        # too low"), but waiting does not refill it: not retried.
+        quota = (status == 429 and _error_code(exc) == "insufficient_quota") or (
+            status == 400 and "credit balance is too low" in detail.lower()
+        )
         if status == 401:
             hint = " (check the API key)"
         elif status == 403:
@@ -82,6 +89,7 @@ def _translate(exc: BaseException, *, model: str, endpoint: str) -> ProviderErro
             retryable=status in RETRYABLE_STATUS and not quota and not invalid,
             retry_after=retry_after,
             status=status,
+            exhausted=quota,
         )
     if "Timeout" in name:
         return ProviderError(f"{model}: request to {endpoint} timed out", retryable=True)
