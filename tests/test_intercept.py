@@ -390,6 +390,25 @@ def test_the_sdks_retries_do_not_multiply_the_plugins(app: pytest.Pytester, fake
     result.stdout.fnmatch_lines(["*HTTP 500*gave up after 2 attempts*"])
 
 
+def test_a_drip_feeding_server_ends_the_apps_call_at_the_deadline(app: pytest.Pytester, fake_api: FakeAPI) -> None:
+    # One byte every 0.5 s: each read comes in time, the whole answer would take minutes.
+    fake_api.hostile("drip", interval=0.5, count=10)
+    app.makepyfile(
+        """
+        import pytest
+        from myapp import classify
+
+        @pytest.mark.llmeval(intercept=True)
+        def test_slow():
+            classify("x")
+        """
+    )
+    result = app.runpytest("--llmeval-timeout", "2", "--llmeval-retries", "0")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*timed out*"])
+    assert fake_api.count() == 1
+
+
 def test_the_planning_pass_makes_app_calls_together(app: pytest.Pytester, fake_api: FakeAPI) -> None:
     fake_api.latency = 0.3
     app.makepyfile(

@@ -291,17 +291,24 @@ class Interceptor:
             req = httpx2.Request(
                 method, url, headers=headers, content=content, extensions={"timeout": httpx2.Timeout(timeout).as_dict()}
             )
-            try:
+
+            def exchange() -> Any:
                 resp = original(target, req, stream=True)
                 try:
-                    data = resp.read()
+                    return resp.status_code, resp.headers, resp.read()
                 finally:
                     resp.close()
-            except httpx2.TimeoutException:
+
+            from pytest_llmeval.providers._common import RequestTimeout, within
+
+            try:
+                # ``within``: the timeout above bounds each read, not the request (a server
+                # that drip-feeds its answer would never trip it), as for the plugin's own calls.
+                return within(exchange, timeout)
+            except (httpx2.TimeoutException, RequestTimeout):
                 raise ProviderError(f"request to {url} timed out", retryable=True) from None
             except httpx2.RequestError as exc:
                 raise ProviderError(f"cannot reach {url} ({type(exc).__name__}: {exc})", retryable=True) from None
-            return resp.status_code, resp.headers, data
 
         return send
 
