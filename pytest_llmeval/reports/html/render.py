@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import os
 import secrets
 from collections.abc import Mapping
@@ -149,7 +150,9 @@ def _strip_part(params: str, token: str) -> str:
 
 def _script_json(payload: Any) -> str:
     """JSON that is inert inside ``<script>``: the escaped characters only occur in strings."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # The payload is made here, of fresh lists and dicts: it cannot hold a cycle, and the
+    # encoder's check for one costs a dict entry per container (hundreds of thousands).
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -210,10 +213,14 @@ class _Strings:
             found = self.index.get(value)
             if found is not None:
                 return found
+            if len(value) <= _MAX_TEXT_CHARS:  # a new text, kept whole: one entry
+                found = self.index[value] = len(self.items)
+                self.items.append(value)
+                return found
             text = value
         else:
             text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-        shown = excerpt(text, _MAX_TEXT_CHARS)
+        shown = text if len(text) <= _MAX_TEXT_CHARS else excerpt(text, _MAX_TEXT_CHARS)
         found = self.index.get(shown)
         if found is None:
             found = self.index[shown] = len(self.items)
@@ -475,16 +482,10 @@ class _Payload:
         for call in case.get("calls") or ():
             if not isinstance(call, Mapping):
                 continue
-            fields = (
-                call.get("role"),
-                call.get("model"),
-                call.get("cached"),
-                call.get("latency_s"),
-                call.get("input_tokens"),
-                call.get("output_tokens"),
-                call.get("cached_input_tokens"),
-                call.get("cost_usd"),
-            )
+            try:
+                fields = _call_fields(call)  # one C call when the call has every field
+            except KeyError:
+                fields = tuple([call.get(name) for name in _CALL_FIELDS])
             # Calls of a big run repeat (same model, tokens, cost): each distinct one is
             # converted once, and the page's JSON holds the same list for every repeat.
             try:
@@ -543,20 +544,43 @@ class _Payload:
         """The string index of ``prompt`` as one JSON text. The usual prompt (a list of
         role/content messages, the same for every model) is looked up by its texts, so its
         JSON is made once rather than once per model."""
-        key: Any = None
-        if isinstance(prompt, list):
-            try:
-                key = tuple((m["role"], m["content"]) for m in prompt if len(m) == 2)
-            except (KeyError, TypeError):
-                key = None
-            if key is not None and (len(key) != len(prompt) or not all(type(x) is str for kv in key for x in kv)):
-                key = None
+        key = _prompt_key(prompt) if isinstance(prompt, list) else None
         if key is not None:
             found = self.prompt_index.get(key)
             if found is None:
                 found = self.prompt_index[key] = self.strings.add(_PROMPT_JSON.encode(prompt))
             return found
         return self.strings.add(_PROMPT_JSON.encode(prompt))
+
+
+def _prompt_key(prompt: list[Any]) -> tuple[tuple[str, str], ...] | None:
+    """The (role, content) texts of a prompt whose every message is exactly those two
+    strings, else ``None``."""
+    key = []
+    try:
+        for message in prompt:
+            if len(message) != 2:
+                return None
+            role, content = message["role"], message["content"]
+            if type(role) is not str or type(content) is not str:
+                return None
+            key.append((role, content))
+    except (KeyError, TypeError):
+        return None
+    return tuple(key)
+
+
+_CALL_FIELDS = (
+    "role",
+    "model",
+    "cached",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+)
+_call_fields = operator.itemgetter(*_CALL_FIELDS)
 
 
 def _stats(given: Mapping[str, Any]) -> dict[str, Any]:
