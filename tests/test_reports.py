@@ -612,6 +612,58 @@ def test_the_junit_text_is_what_elementtree_would_write(junit_properties_schema:
     assert b"\\x00" in render_junit(hostile, hostname="h") and b"characters left out" in render_junit(hostile)
 
 
+def test_the_junit_properties_written_at_once_are_those_of_the_reference_list() -> None:
+    # The report writes a case's <properties> as one string, sharing the lines of cases that
+    # repeat them; _case_properties (the strict report's data) is the reference it must match.
+    from pytest_llmeval.reports.junit import _case_properties, _CaseWriter
+
+    cases = synthetic_results()["cases"]
+    variants: list[dict[str, Any]] = []
+    for i, value in enumerate([*HOSTILE.values(), "plain"]):
+        for sample, score in ((1, -0.0), (True, 1), (1, 1.0), (0, "0.5"), (2, None)):
+            case = {**cases[i % len(cases)], "sample": sample, "score": score, "model": None if i == 3 else value}
+            case["key"] = value if i % 2 else None
+            case["eval"] = value if i == 2 else case["eval"]
+            case["results"] = [
+                {"name": value, "passed": i % 2 == 0, "explanation": value, "score": score, "label": value},
+                {"name": "judge", "passed": True, "reasoning": value, "score": True},
+            ]
+            case["calls"] = [
+                {"input_tokens": 3, "output_tokens": i, "cost_usd": -0.0, "latency_s": 0.25, "cached": True},
+                {"input_tokens": 1, "cost_usd": 1e-7, "latency_s": 9.0, "role": "judge", "cached": i % 2 == 0},
+            ][: i % 3]
+            variants.append(case)
+    writer = _CaseWriter(strict=False, tolerate=True, passing_evals=set())
+    for case in [*variants, *variants]:  # the second time through, from the shared lines
+        for tolerated in (False, True):
+            props = _case_properties(case)  # type: ignore[arg-type]
+            if tolerated:
+                props.append(("llmeval.tolerated", "true"))
+            expected = "\n".join(["   <properties>", *(writer.prop_line[p] for p in props), "   </properties>"])
+            assert writer._properties(case, tolerated) == expected, case  # type: ignore[arg-type]
+
+
+def test_check_results_share_a_content_key_only_when_nothing_can_tell_them_apart() -> None:
+    from pytest_llmeval.reports.memo import content_key
+
+    base = {"name": "exact", "passed": True, "score": 1.0}
+    assert content_key(base) == content_key(dict(base)) is not None
+    distinct = [
+        base,
+        {**base, "passed": 1},
+        {**base, "score": 1},
+        {**base, "score": True},
+        {"passed": True, "name": "exact", "score": 1.0},  # another key order
+        {**base, "extra": None},
+    ]
+    keys = [content_key(r) for r in distinct]
+    assert None not in keys and len(set(keys)) == len(keys)
+    assert content_key({**base, "score": -0.0}) is None  # equal to 0.0, printed otherwise
+    assert content_key({**base, "score": 0.0, "passed": False}) is not None
+    assert content_key({**base, "expected": [1]}) is None and content_key({**base, "raw": (True,)}) is None
+    assert content_key({1: "a"}) is None
+
+
 def test_json_results_are_one_entry_per_line_and_read_back_whole(tmp_path: Path) -> None:
     results = synthetic_results()
     results["cases"][0]["output"] = "line\nbreak \u2028 sep \ud800 lone </script>"

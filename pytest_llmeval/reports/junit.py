@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_llmeval.reports.memo import content_key
 from pytest_llmeval.text import NO_MODEL, excerpt
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ TEXT_CAP = 8_000
 
 # Everything outside XML 1.0's Char production: C0 controls but tab/LF/CR, surrogates,
 # U+FFFE/U+FFFF. DEL and C1 controls are legal XML but garble terminals: escaped too.
-_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_ILLEGAL_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+_ILLEGAL = re.compile(f"[{_ILLEGAL_CHARS}]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -125,7 +127,14 @@ def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
     ]
     if key := case.get("key"):
         props.append(("llmeval.key", key))
-    for i, result in enumerate(case.get("results") or []):
+    props += _check_properties(case.get("results") or [])
+    return props
+
+
+def _check_properties(results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``llmeval.check.N.NAME`` (and its reasoning or explanation) of each check of a case."""
+    props: list[tuple[str, str]] = []
+    for i, result in enumerate(results):
         name = str(result.get("name") or "check")
         verdict = "pass" if result.get("passed") else "fail"
         score = result.get("score")
@@ -203,6 +212,28 @@ def _text(value: str) -> str:
 
 _ATTR_SPECIAL = re.compile('[&<>"\r\n\t]')
 _TEXT_SPECIAL = re.compile("[&<>]")
+# What either escaping step would change, in one class: most texts have none, and then one
+# search is all they cost.
+_ATTR_ANY = re.compile(f'[&<>"\r\n\t{_ILLEGAL_CHARS}]')
+_TEXT_ANY = re.compile(f"[&<>{_ILLEGAL_CHARS}]")
+
+
+def _safe_attr(value: str, cap: int | None = None) -> str:
+    """``_attr(xml_safe(value, cap))`` for a string, in one search when nothing needs escaping."""
+    if cap is not None and len(value) > cap:
+        value = excerpt(value, cap, sep=" ")
+    if _ATTR_ANY.search(value) is None:
+        return value
+    return _attr(xml_safe(value))
+
+
+def _safe_text(value: str, cap: int | None = None) -> str:
+    """``_text(xml_safe(value, cap))`` for a string, in one search when nothing needs escaping."""
+    if cap is not None and len(value) > cap:
+        value = excerpt(value, cap, sep=" ")
+    if _TEXT_ANY.search(value) is None:
+        return value
+    return _text(xml_safe(value))
 
 
 def _element(indent: str, tag: str, attrs: str, text: str) -> str:
@@ -220,19 +251,11 @@ def render_junit(
     if tolerated not in ("passed", "failure"):
         raise ValueError(f"tolerated must be 'passed' or 'failure', got {tolerated!r}")
     passing_evals = _tolerated_ids(results)
-
-    def is_tolerated(case: CaseEntry) -> bool:
-        return case["outcome"] == "failed" and (case["eval"], case.get("model") or NO_MODEL) in passing_evals
-
-    # Written as text, one escaping pass per string, in the layout ElementTree's indent()
-    # and tostring() gave (an element tree of every property of 30,000 cases took seconds).
-    # Values repeat across cases (eval names, models, numbers): each is escaped once.
-    attr = _Escaped(lambda v: _attr(xml_safe(v)))
-    prop_value = _Escaped(lambda v: _attr(xml_safe(v, PROPERTY_CAP)))
-    # Most (name, value) pairs of a case's properties recur in other cases: whole lines.
-    prop_line = _Escaped(lambda p: f'    <property name="{attr[p[0]]}" value="{prop_value[p[1]]}" />')
-    line_value = _Escaped(lambda v: _text(xml_safe(v, PROPERTY_CAP)))
-    line_name = _Escaped(lambda v: _text(xml_safe(v)))
+    # Written as text, in the layout ElementTree's indent() and tostring() gave (an element
+    # tree of every property of 30,000 cases took seconds).
+    write_case = _CaseWriter(strict=strict, tolerate=tolerated == "passed", passing_evals=passing_evals)
+    is_tolerated = write_case.is_tolerated
+    attr = write_case.attr
 
     evals_by_model: dict[str, list[EvalEntry]] = defaultdict(list)
     for ev in results.get("evals") or []:
@@ -299,56 +322,7 @@ def render_junit(
             out.append("  <properties />")
         first_suite = False
 
-        for case in cases:
-            classname, name = _split_nodeid(case["nodeid"])
-            head = (
-                f'  <testcase classname="{attr[classname]}" name="{attr[name]}"'
-                f' time="{float(case.get("duration_s") or 0.0):.3f}"'
-            )
-            children: list[str] = []
-            case_props = _case_properties(case)
-            tolerated_case = is_tolerated(case)
-            if tolerated_case:
-                case_props.append(("llmeval.tolerated", "true"))
-            if not strict:
-                children.append("   <properties>")
-                children += [prop_line[p] for p in case_props]
-                children.append("   </properties>")
-            out_lines: list[str] = []
-            outcome = case["outcome"]
-            if outcome == "error" or (outcome == "failed" and not (tolerated_case and tolerated == "passed")):
-                message, text = _failure_text(case)
-                tag = "failure" if outcome == "failed" else "error"
-                kind = "llmeval.failed" if tag == "failure" else "llmeval.error"
-                attrs = f' message="{_attr(xml_safe(message, MESSAGE_CAP))}" type="{kind}"'
-                children.append(_element("   ", tag, attrs, _text(xml_safe(text, TEXT_CAP))))
-            note = None
-            if tolerated_case and tolerated == "passed" and outcome == "failed":
-                message, _ = _failure_text(case)
-                note = (
-                    "llmeval: this case FAILED; tolerated because its eval meets min_pass_rate "
-                    f"{float(case.get('threshold') or 0.0):.1%}: {xml_safe(message, MESSAGE_CAP)}"
-                )
-                if strict:
-                    out_lines.append(_text(note))  # strict readers may show only <system-out>
-            if strict:
-                out_lines += [f"{line_name[n]}={line_value[v]}" for n, v in case_props]
-            output = case.get("output")
-            if isinstance(output, str) and output:
-                if out_lines:
-                    out_lines.append("")  # the data, a blank line, then the model's output
-                out_lines.append(_text(xml_safe(output, OUTPUT_CAP)))
-            if out_lines:
-                children.append(_element("   ", "system-out", "", "\n".join(out_lines)))
-            if note is not None and not strict:
-                # <system-out> stays the model's output alone; the note goes beside it.
-                children.append(_element("   ", "system-err", "", _text(note)))
-            if children:
-                out.append(head + ">")
-                out += children
-                out.append("  </testcase>")
-            else:
-                out.append(head + " />")
+        out += [write_case(case) for case in cases]
         out.append(" </testsuite>")
         totals["tests"] += len(cases)
         totals["failures"] += failures
@@ -365,6 +339,168 @@ def render_junit(
     # Every string went through xml_safe, so nothing is left that UTF-8 cannot encode; the
     # error handler is ElementTree's, for a value that reached the file some other way.
     return (_DECLARATION + text).encode("utf-8", "xmlcharrefreplace")
+
+
+class _CaseWriter:
+    """The ``<testcase>`` element of each case, as one string.
+
+    Values repeat across cases (eval names, models, check results): each is escaped once,
+    through a memo; the texts of one case alone (its name, key and output) go through one
+    search that finds nothing to escape in most of them.
+    """
+
+    def __init__(self, *, strict: bool, tolerate: bool, passing_evals: set[tuple[str, str]]) -> None:
+        self.strict = strict
+        self.tolerate = tolerate
+        self.passing_evals = passing_evals
+        self.attr = attr = _Escaped(lambda v: _attr(xml_safe(v)))
+        self.prop_value = value = _Escaped(lambda v: _attr(xml_safe(v, PROPERTY_CAP)))
+        self.prop_line = _Escaped(lambda p: f'    <property name="{attr[p[0]]}" value="{value[p[1]]}" />')
+        self.line_value = _Escaped(lambda v: _text(xml_safe(v, PROPERTY_CAP)))
+        self.line_name = _Escaped(lambda v: _text(xml_safe(v)))
+        # The node id up to its last "::" -> the testcase's classname, escaped.
+        self.classnames: dict[str, str] = {}
+        # (eval, model, sample, outcome, score, threshold) -> the first property lines, and
+        # (tokens in, out, cost, latency, calls, cached) -> the lines of those figures. The
+        # sums cannot be -0.0, and a falsy score or threshold is written as 0: keys that
+        # compare equal write the same lines.
+        self.heads: dict[tuple[Any, ...], str] = {}
+        self.figures: dict[tuple[Any, ...], str] = {}
+        self.checks: dict[tuple[Any, ...], list[str]] = {}
+
+    def is_tolerated(self, case: CaseEntry) -> bool:
+        return case["outcome"] == "failed" and (case["eval"], case.get("model") or NO_MODEL) in self.passing_evals
+
+    def __call__(self, case: CaseEntry) -> str:
+        nodeid = case["nodeid"]
+        prefix, sep, name = nodeid.rpartition("::")
+        classname = self.classnames.get(prefix) if sep else None
+        if classname is None:
+            raw_classname, name = _split_nodeid(nodeid)
+            classname = self.attr[raw_classname]
+            if sep:
+                self.classnames[prefix] = classname
+        parts = [
+            f'  <testcase classname="{classname}" name="{_safe_attr(name)}"'
+            f' time="{float(case.get("duration_s") or 0.0):.3f}">'
+        ]
+        outcome = case["outcome"]
+        tolerated_case = self.is_tolerated(case)
+        strict = self.strict
+        if strict:
+            case_props = _case_properties(case)
+            if tolerated_case:
+                case_props.append(("llmeval.tolerated", "true"))
+        else:
+            parts.append(self._properties(case, tolerated_case))
+        out_lines: list[str] = []
+        if outcome == "error" or (outcome == "failed" and not (tolerated_case and self.tolerate)):
+            message, text = _failure_text(case)
+            tag = "failure" if outcome == "failed" else "error"
+            kind = "llmeval.failed" if tag == "failure" else "llmeval.error"
+            attrs = f' message="{_safe_attr(message, MESSAGE_CAP)}" type="{kind}"'
+            parts.append(_element("   ", tag, attrs, _safe_text(text, TEXT_CAP)))
+        note = None
+        if tolerated_case and self.tolerate and outcome == "failed":
+            message, _ = _failure_text(case)
+            note = (
+                "llmeval: this case FAILED; tolerated because its eval meets min_pass_rate "
+                f"{float(case.get('threshold') or 0.0):.1%}: {xml_safe(message, MESSAGE_CAP)}"
+            )
+            if strict:
+                out_lines.append(_text(note))  # strict readers may show only <system-out>
+        if strict:
+            line_name, line_value = self.line_name, self.line_value
+            out_lines += [f"{line_name[n]}={line_value[v]}" for n, v in case_props]
+        output = case.get("output")
+        if isinstance(output, str) and output:
+            if out_lines:
+                out_lines.append("")  # the data, a blank line, then the model's output
+            out_lines.append(_safe_text(output, OUTPUT_CAP))
+        if out_lines:
+            parts.append(_element("   ", "system-out", "", "\n".join(out_lines)))
+        if note is not None and not strict:
+            # <system-out> stays the model's output alone; the note goes beside it.
+            parts.append(_element("   ", "system-err", "", _text(note)))
+        if len(parts) == 1:
+            return parts[0][:-1] + " />"
+        parts.append("  </testcase>")
+        return "\n".join(parts)
+
+    def _properties(self, case: CaseEntry, tolerated_case: bool) -> str:
+        """The ``<properties>`` of a case: :func:`_case_properties` as XML, written at once."""
+        calls = case.get("calls") or []
+        input_tokens = output_tokens = 0
+        cost = latency = 0.0
+        cached = bool(calls)
+        for c in calls:
+            input_tokens += int(c.get("input_tokens") or 0)
+            output_tokens += int(c.get("output_tokens") or 0)
+            cost += float(c.get("cost_usd") or 0.0)
+            if c.get("role", "llm") == "llm":
+                latency += float(c.get("latency_s") or 0.0)
+            if not c.get("cached"):
+                cached = False
+        outcome = case["outcome"]
+        head_key = (
+            case["eval"],
+            case.get("model"),
+            case.get("sample"),
+            outcome,
+            case.get("score"),
+            case.get("threshold"),
+        )
+        # A bool sample writes "true", an int one the number: only ints share a line.
+        head = self.heads.get(head_key) if type(head_key[2]) is int else None
+        if head is None:
+            head = self._head(case)
+            if type(head_key[2]) is int:
+                self.heads[head_key] = head
+        sums = (input_tokens, output_tokens, cost, latency, len(calls), cached)
+        figures = self.figures.get(sums)
+        if figures is None:
+            # Numbers and true/false need no escaping.
+            figures = self.figures[sums] = (
+                f'    <property name="llmeval.input_tokens" value="{input_tokens}" />\n'
+                f'    <property name="llmeval.output_tokens" value="{output_tokens}" />\n'
+                f'    <property name="llmeval.cost_usd" value="{cost:.6g}" />\n'
+                f'    <property name="llmeval.latency_s" value="{latency:.6g}" />\n'
+                f'    <property name="llmeval.calls" value="{len(calls)}" />\n'
+                f'    <property name="llmeval.cached" value="{"true" if cached else "false"}" />'
+            )
+        lines = [head, figures]
+        if key := case.get("key"):
+            key_value = _safe_attr(key, PROPERTY_CAP) if type(key) is str else self.prop_value[key]
+            lines.append(f'    <property name="llmeval.key" value="{key_value}" />')
+        results = case.get("results")
+        if results:
+            # The checks' lines by their content: most cases repeat a few distinct results.
+            key = tuple([content_key(r) for r in results])
+            checks = self.checks.get(key) if None not in key else None
+            if checks is None:
+                checks = [self.prop_line[p] for p in _check_properties(results)]
+                if None not in key:
+                    self.checks[key] = checks
+            lines += checks
+        if tolerated_case:
+            lines.append('    <property name="llmeval.tolerated" value="true" />')
+        lines.append("   </properties>")
+        return "\n".join(lines)
+
+    def _head(self, case: CaseEntry) -> str:
+        """The opening of a case's ``<properties>``: what most cases of an eval share."""
+        value = self.prop_value
+        outcome = case["outcome"]
+        return (
+            "   <properties>\n"
+            f'    <property name="llmeval.eval" value="{value[case["eval"]]}" />\n'
+            f'    <property name="llmeval.model" value="{value[case.get("model") or ""]}" />\n'
+            f'    <property name="llmeval.sample" value="{value[_num(case.get("sample") or 0)]}" />\n'
+            f'    <property name="llmeval.outcome" value="{value[outcome]}" />\n'
+            f'    <property name="llmeval.passed" value="{"true" if outcome == "passed" else "false"}" />\n'
+            f'    <property name="llmeval.score" value="{float(case.get("score") or 0.0):.6g}" />\n'
+            f'    <property name="llmeval.threshold" value="{float(case.get("threshold") or 0.0):.6g}" />'
+        )
 
 
 _DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"

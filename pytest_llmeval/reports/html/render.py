@@ -20,12 +20,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_llmeval.reports.memo import content_key
 from pytest_llmeval.text import NO_MODEL, excerpt
 
 if TYPE_CHECKING:
@@ -148,7 +150,9 @@ def _strip_part(params: str, token: str) -> str:
 
 def _script_json(payload: Any) -> str:
     """JSON that is inert inside ``<script>``: the escaped characters only occur in strings."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # The payload is made here, of fresh lists and dicts: it cannot hold a cycle, and the
+    # encoder's check for one costs a dict entry per container (hundreds of thousands).
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -209,10 +213,14 @@ class _Strings:
             found = self.index.get(value)
             if found is not None:
                 return found
+            if len(value) <= _MAX_TEXT_CHARS:  # a new text, kept whole: one entry
+                found = self.index[value] = len(self.items)
+                self.items.append(value)
+                return found
             text = value
         else:
             text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-        shown = excerpt(text, _MAX_TEXT_CHARS)
+        shown = text if len(text) <= _MAX_TEXT_CHARS else excerpt(text, _MAX_TEXT_CHARS)
         found = self.index.get(shown)
         if found is None:
             found = self.index[shown] = len(self.items)
@@ -230,6 +238,7 @@ class _Payload:
         self.results = results
         self.strings = _Strings()
         self.call_rows: dict[tuple[Any, ...], list[Any]] = {}
+        self.result_rows: dict[tuple[Any, ...], list[Any]] = {}
         self.prompt_index: dict[tuple[tuple[str, str], ...], int] = {}
         self.cases: list[Mapping[str, Any]] = [c for c in results.get("cases") or () if isinstance(c, Mapping)]
         section = results.get("baseline")
@@ -255,67 +264,69 @@ class _Payload:
         row_keys: dict[tuple[int, str], int] = {}
         row_eval: list[int] = []
         row_label: list[str] = []
-        cell_rows: list[int] = []
-        for case in self.cases:
+        row_flip: list[int] = []  # 2: a cell flipped to fail, 1: only to pass
+        cells: dict[str, list[Any]] = {
+            k: [] for k in ("row", "model", "sample", "outcome", "score", "base", "nodeid", "detail")
+        }
+        # One list per column, appended to through its bound method: this runs per case.
+        cell_row, cell_model, cell_sample, cell_outcome, cell_score, cell_base, cell_nodeid, cell_detail = (
+            column.append for column in cells.values()
+        )
+        add, detail = self.strings.add, self._detail
+        any_base = bool(base_outcomes or flipped_fail or flipped_pass)
+        # What the baseline had for each flipped cell: [cell, output, error, output_chars].
+        flips: list[list[Any]] = []
+        for cell, case in enumerate(self.cases):
+            nodeid = str(case.get("nodeid", ""))
+            sample = case.get("sample")
+            sample = sample if type(sample) is int else _int(sample)
             eval_name = _eval_of(case)
-            label = case_label(
-                str(case.get("nodeid", "")),
-                case.get("model"),
-                _int(case.get("sample")),
-                strip_sample=eval_name in repeated,
-            )
+            label = case_label(nodeid, case.get("model"), sample, strip_sample=eval_name in repeated)
             key = (eval_index[eval_name], label)
             row = row_keys.get(key)
             if row is None:
                 row = row_keys[key] = len(row_eval)
                 row_eval.append(key[0])
                 row_label.append(label)
-            cell_rows.append(row)
-
-        cells: dict[str, list[Any]] = {
-            k: [] for k in ("row", "model", "sample", "outcome", "score", "base", "nodeid", "detail")
-        }
-        row_flip = [0] * len(row_eval)  # 2: a cell flipped to fail, 1: only to pass
-        # What the baseline had for each flipped cell: [cell, output, error, output_chars].
-        flips: list[list[Any]] = []
-        for case, row in zip(self.cases, cell_rows, strict=True):
-            nodeid = str(case.get("nodeid", ""))
-            sample = _int(case.get("sample"))
+                row_flip.append(0)
             outcome = _OUTCOME_CODE.get(str(case.get("outcome")), 2)
-            base = base_outcomes.get((nodeid, sample), -1)
-            if base < 0 and nodeid in flipped_fail:
-                base = 0
-            elif base < 0 and nodeid in flipped_pass:
-                # Failed or errored: the comparison kept which, when it kept the case.
-                kept = base_views.get(nodeid)
-                base = _OUTCOME_CODE.get(str(kept.get("outcome")), 1) if kept is not None else 1
-                base = base or 1
-            if base >= 0 and (base == 0) != (outcome == 0):
-                row_flip[row] = max(row_flip[row], 2 if base == 0 else 1)
-                view = base_views.get(nodeid) or base_views.get((nodeid, sample))
-                if view is not None:
-                    flips.append(
-                        [
-                            len(cells["row"]),
-                            self.strings.add(view.get("output") if isinstance(view.get("output"), str) else None),
-                            self.strings.add(None if view.get("error") is None else str(view.get("error"))),
-                            _int(view.get("output_chars")) or None,
-                        ]
-                    )
-            cells["row"].append(row)
-            cells["model"].append(model_index.get(str(case.get("model") or NO_MODEL), 0))
-            cells["sample"].append(sample)
-            cells["outcome"].append(outcome)
-            cells["score"].append(_num(case.get("score"), 4))
-            cells["base"].append(base)
-            cells["nodeid"].append(self.strings.add(nodeid))
-            cells["detail"].append(self._detail(case))
+            base = -1
+            if any_base:
+                base = base_outcomes.get((nodeid, sample), -1)
+                if base < 0 and nodeid in flipped_fail:
+                    base = 0
+                elif base < 0 and nodeid in flipped_pass:
+                    # Failed or errored: the comparison kept which, when it kept the case.
+                    kept = base_views.get(nodeid)
+                    base = _OUTCOME_CODE.get(str(kept.get("outcome")), 1) if kept is not None else 1
+                    base = base or 1
+                if base >= 0 and (base == 0) != (outcome == 0):
+                    row_flip[row] = max(row_flip[row], 2 if base == 0 else 1)
+                    view = base_views.get(nodeid) or base_views.get((nodeid, sample))
+                    if view is not None:
+                        flips.append(
+                            [
+                                cell,
+                                add(view.get("output") if isinstance(view.get("output"), str) else None),
+                                add(None if view.get("error") is None else str(view.get("error"))),
+                                _int(view.get("output_chars")) or None,
+                            ]
+                        )
+            cell_row(row)
+            cell_model(model_index.get(str(case.get("model") or NO_MODEL), 0))
+            cell_sample(sample)
+            cell_outcome(outcome)
+            cell_score(_num(case.get("score"), 4))
+            cell_base(base)
+            cell_nodeid(add(nodeid))
+            cell_detail(detail(case))
 
         # Flipped rows first (to fail, then to pass); otherwise the run's own order.
         old_rates = self._old_rates()
         order = sorted(range(len(row_eval)), key=lambda r: -row_flip[r]) if has_baseline else list(range(len(row_eval)))
-        new_pos = {old: new for new, old in enumerate(order)}
-        cells["row"] = [new_pos[r] for r in cells["row"]]
+        if has_baseline:
+            new_pos = {old: new for new, old in enumerate(order)}
+            cells["row"] = [new_pos[r] for r in cells["row"]]
 
         return {
             "v": 1,
@@ -454,40 +465,27 @@ class _Payload:
         add = self.strings.add
         prompt = case.get("prompt")
         results = []
+        result_rows = self.result_rows
         for result in case.get("results") or ():
             if not isinstance(result, Mapping):
                 continue
-            extra = {k: v for k, v in result.items() if k not in _RESULT_KEYS and v not in (None, {}, [], "")}
-            passed = result.get("passed")
-            results.append(
-                [
-                    add(str(result.get("name", "check"))),
-                    1 if passed else 0,
-                    _num(result.get("score"), 4),
-                    add(result.get("expected")),
-                    add(result.get("actual")),
-                    add(result.get("explanation")),
-                    add(result.get("reasoning")),
-                    add(result.get("judge_model")),
-                    add(result.get("label")),
-                    add(result.get("raw")),
-                    add(extra) if extra else -1,
-                ]
-            )
+            # The same check result recurs in most cases: its row is made once, and its
+            # strings are then in the table already (the table's order is unchanged).
+            key = content_key(result)
+            row = result_rows.get(key) if key is not None else None
+            if row is None:
+                row = self._result_row(result)
+                if key is not None:
+                    result_rows[key] = row
+            results.append(row)
         calls = []
         for call in case.get("calls") or ():
             if not isinstance(call, Mapping):
                 continue
-            fields = (
-                call.get("role"),
-                call.get("model"),
-                call.get("cached"),
-                call.get("latency_s"),
-                call.get("input_tokens"),
-                call.get("output_tokens"),
-                call.get("cached_input_tokens"),
-                call.get("cost_usd"),
-            )
+            try:
+                fields = _call_fields(call)  # one C call when the call has every field
+            except KeyError:
+                fields = tuple([call.get(name) for name in _CALL_FIELDS])
             # Calls of a big run repeat (same model, tokens, cost): each distinct one is
             # converted once, and the page's JSON holds the same list for every repeat.
             try:
@@ -524,24 +522,65 @@ class _Payload:
             _num(case.get("duration_s"), 3),
         ]
 
+    def _result_row(self, result: Mapping[str, Any]) -> list[Any]:
+        """One check or grade of a case, strings as indices."""
+        add = self.strings.add
+        extra = {k: v for k, v in result.items() if k not in _RESULT_KEYS and v not in (None, {}, [], "")}
+        return [
+            add(str(result.get("name", "check"))),
+            1 if result.get("passed") else 0,
+            _num(result.get("score"), 4),
+            add(result.get("expected")),
+            add(result.get("actual")),
+            add(result.get("explanation")),
+            add(result.get("reasoning")),
+            add(result.get("judge_model")),
+            add(result.get("label")),
+            add(result.get("raw")),
+            add(extra) if extra else -1,
+        ]
+
     def _prompt(self, prompt: Any) -> int:
         """The string index of ``prompt`` as one JSON text. The usual prompt (a list of
         role/content messages, the same for every model) is looked up by its texts, so its
         JSON is made once rather than once per model."""
-        key: Any = None
-        if isinstance(prompt, list):
-            try:
-                key = tuple((m["role"], m["content"]) for m in prompt if len(m) == 2)
-            except (KeyError, TypeError):
-                key = None
-            if key is not None and (len(key) != len(prompt) or not all(type(x) is str for kv in key for x in kv)):
-                key = None
+        key = _prompt_key(prompt) if isinstance(prompt, list) else None
         if key is not None:
             found = self.prompt_index.get(key)
             if found is None:
                 found = self.prompt_index[key] = self.strings.add(_PROMPT_JSON.encode(prompt))
             return found
         return self.strings.add(_PROMPT_JSON.encode(prompt))
+
+
+def _prompt_key(prompt: list[Any]) -> tuple[tuple[str, str], ...] | None:
+    """The (role, content) texts of a prompt whose every message is exactly those two
+    strings, else ``None``."""
+    key = []
+    try:
+        for message in prompt:
+            if len(message) != 2:
+                return None
+            role, content = message["role"], message["content"]
+            if type(role) is not str or type(content) is not str:
+                return None
+            key.append((role, content))
+    except (KeyError, TypeError):
+        return None
+    return tuple(key)
+
+
+_CALL_FIELDS = (
+    "role",
+    "model",
+    "cached",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+)
+_call_fields = operator.itemgetter(*_CALL_FIELDS)
 
 
 def _stats(given: Mapping[str, Any]) -> dict[str, Any]:
