@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -221,12 +221,12 @@ def compare_baseline(
 def _no_match_problem(
     path: str,
     baseline: ResultsDocument | Mapping[str, Any],
-    run_cases: list[Mapping[str, Any]],
-    base_cases: list[Mapping[str, Any]],
+    run_cases: Sequence[Mapping[str, Any]],
+    base_cases: Sequence[Mapping[str, Any]],
 ) -> str:
     """Why a baseline that matches nothing fails the run, with what the user can check."""
 
-    def names(cases: list[Mapping[str, Any]]) -> str:
+    def names(cases: Sequence[Mapping[str, Any]]) -> str:
         evals = sorted({c["eval"] for c in cases})
         return ", ".join(evals[:3]) + (f" and {len(evals) - 3} more" if len(evals) > 3 else "") or "none"
 
@@ -339,8 +339,8 @@ class RunGate:
         settings = self.settings
         if not cases and not settings.wants_reports:
             return
-        cases = sort_cases(cases)
-        self.evals = aggregate(cases)
+        run_cases = sort_cases(cases)
+        self.evals = aggregate(run_cases)
         for result in self.evals:
             if collected is not None:
                 result.collected_cases = collected.get((result.eval, result.model), result.cases)
@@ -349,14 +349,16 @@ class RunGate:
         if self.baseline is not None and settings.baseline_path is not None:
             # The path as the user wrote it: readable in the summary, portable in the JSON.
             shown = self.config.getoption("llmeval_baseline", None) or str(settings.baseline_path)
-            baseline_section = compare_baseline(self.evals, cases, self.baseline, alpha=settings.alpha, path=str(shown))
+            baseline_section = compare_baseline(
+                self.evals, run_cases, self.baseline, alpha=settings.alpha, path=str(shown)
+            )
             if baseline_section.get("problem"):
                 problems.append(baseline_section["problem"])
         passed, reasons = decide(self.evals, problems)
         if passed:
             reasons.extend(_partial_lines(self.evals))
         self.results = build_results(
-            cases=cases,
+            cases=run_cases,
             evals=self.evals,
             passed=passed,
             reasons=reasons,

@@ -88,7 +88,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar, cast
@@ -399,14 +399,24 @@ def _sort_key(case: Mapping[str, Any]) -> tuple[str, str, str, int]:
     return (case["eval"], case.get("model") or "", case["nodeid"], int(case.get("sample") or 0))
 
 
-def sort_cases(cases: Iterable[_Case]) -> list[_Case]:
+class SortedCases(tuple):  # type: ignore[type-arg]
+    """What :func:`sort_cases` returns: immutable, so sorting it again can return it as it is
+    (the end of a run passes the same cases to the gate, :func:`aggregate` and
+    :func:`build_results`, which each sorted 30,000 cases anew)."""
+
+    __slots__ = ()
+
+
+def sort_cases(cases: Iterable[_Case]) -> Sequence[_Case]:
     """Cases in a fixed order, whatever order workers finished in; a case reported twice
     (a rerun plugin) keeps its last report."""
-    # The key inline, not through _sort_key: a run's end sorts every case more than once.
+    if isinstance(cases, SortedCases):
+        return cases
+    # The key inline, not through _sort_key: one pass over every case.
     latest: dict[tuple[str, str, str, int], _Case] = {
         (c["eval"], c.get("model") or "", c["nodeid"], int(c.get("sample") or 0)): c for c in cases
     }
-    return [latest[k] for k in sorted(latest)]
+    return SortedCases(latest[k] for k in sorted(latest))
 
 
 def _first_llm_key(case: Mapping[str, Any]) -> str | None:

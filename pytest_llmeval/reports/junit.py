@@ -475,12 +475,12 @@ class _CaseWriter:
         results = case.get("results")
         if results:
             # The checks' lines by their content: most cases repeat a few distinct results.
-            key = tuple([content_key(r) for r in results])
-            checks = self.checks.get(key) if None not in key else None
+            content = tuple([content_key(r) for r in results])
+            checks = self.checks.get(content) if None not in content else None
             if checks is None:
                 checks = [self.prop_line[p] for p in _check_properties(results)]
-                if None not in key:
-                    self.checks[key] = checks
+                if None not in content:
+                    self.checks[content] = checks
             lines += checks
         if tolerated_case:
             lines.append('    <property name="llmeval.tolerated" value="true" />')
