@@ -249,6 +249,29 @@ def test_workers_finding_one_damaged_file_repair_it_once(tmp_path: Path) -> None
         assert s.execute("SELECT COUNT(*) FROM responses") == [(150,)]
 
 
+def test_workers_creating_one_new_store_together_keep_every_answer(tmp_path: Path) -> None:
+    """xdist workers that start together create the same store: each must get it writable
+    (it used to happen that one got "database is locked" while another switched the new
+    file to WAL, fell back to an in-memory store and lost its answers, with a warning no
+    one saw)."""
+    import time
+
+    script = tmp_path / "race.py"
+    script.write_text(REPAIR_RACE)
+    for round_ in range(6):
+        path = tmp_path / f"run{round_}" / ".llmeval" / "cache.db"
+        go = str(time.time() + 1.0)
+        procs = [
+            subprocess.Popen([sys.executable, str(script), str(path), go, str(i)], stdout=subprocess.PIPE, text=True)
+            for i in range(3)
+        ]
+        warned = [int(p.communicate(timeout=120)[0]) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0]
+        assert warned == [0, 0, 0], f"round {round_}: a worker could not open the new store"
+        with Store(path) as s:
+            assert s.execute("SELECT COUNT(*) FROM responses") == [(150,)]
+
+
 def test_a_path_that_cannot_be_opened_gives_an_in_memory_store(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
     with pytest.warns(StoreWarning, match=r"cannot be opened .*in-memory cache that is not kept"):

@@ -152,7 +152,11 @@ class Store:
             if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
                 # SQLite would open it read-only without a word and fail on every write.
                 raise OSError(f"no write permission on {self.path} or its folder")
-            return self._connect_and_migrate()
+            # One process at a time opens (and so creates and migrates) the store: processes
+            # that start together (xdist workers) otherwise get "database is locked" at once,
+            # without SQLite's busy wait, while another switches a new file to WAL.
+            with _file_lock(self._lock_path):
+                return self._connect_and_migrate()
         except (sqlite3.Error, OSError) as exc:
             if not self._repair:
                 raise StoreError(f"llmeval cache {self.path} cannot be used: {exc}") from None
@@ -174,6 +178,11 @@ class Store:
         self._warn_open(f"cannot be opened ({first}); this run uses an empty in-memory cache that is not kept", 4)
         return self._connect_and_migrate(":memory:")
 
+    @property
+    def _lock_path(self) -> Path:
+        """The file whose lock makes opening and repairing the store one process at a time."""
+        return self.path.with_name(self.path.name + ".lock")
+
     def _warn_open(self, what: str, stacklevel: int) -> None:
         self.problem = f"llmeval cache {self.path} {what}"
         warnings.warn(self.problem, StoreWarning, stacklevel=stacklevel)
@@ -181,7 +190,7 @@ class Store:
     def _replace_damaged(self, exc: sqlite3.Error) -> sqlite3.Connection:
         # Under xdist every worker finds the same damaged file: the first to get the lock
         # moves it aside, the others find a healthy store when they get it.
-        with _file_lock(self.path.with_name(self.path.name + ".lock")):
+        with _file_lock(self._lock_path):
             try:
                 return self._connect_and_migrate()
             except sqlite3.Error as again:
