@@ -94,9 +94,10 @@ def _split_nodeid(nodeid: str) -> tuple[str, str]:
     return ".".join(names[:-1]), names[-1]
 
 
-def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
-    # One pass over the calls (this runs for every case of the run); sums start from 0.0,
-    # which formats as the integer 0 did.
+def _call_sums(case: CaseEntry) -> tuple[int, int, float, float, bool]:
+    """Input and output tokens, cost and latency (the ``llm`` calls') of a case's calls, and
+    whether every call came from the cache: one pass (this runs for every case of the run);
+    sums start from 0.0, which formats as the integer 0 did."""
     calls = case.get("calls") or []
     input_tokens = output_tokens = 0
     cost = latency = 0.0
@@ -109,6 +110,12 @@ def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
             latency += float(c.get("latency_s") or 0.0)
         if not c.get("cached"):
             cached = False
+    return input_tokens, output_tokens, cost, latency, cached
+
+
+def _case_properties(case: CaseEntry) -> list[tuple[str, str]]:
+    calls = case.get("calls") or []
+    input_tokens, output_tokens, cost, latency, cached = _call_sums(case)
     passed = case["outcome"] == "passed"
     props: list[tuple[str, str]] = [
         ("llmeval.eval", case["eval"]),
@@ -430,17 +437,7 @@ class _CaseWriter:
     def _properties(self, case: CaseEntry, tolerated_case: bool) -> str:
         """The ``<properties>`` of a case: :func:`_case_properties` as XML, written at once."""
         calls = case.get("calls") or []
-        input_tokens = output_tokens = 0
-        cost = latency = 0.0
-        cached = bool(calls)
-        for c in calls:
-            input_tokens += int(c.get("input_tokens") or 0)
-            output_tokens += int(c.get("output_tokens") or 0)
-            cost += float(c.get("cost_usd") or 0.0)
-            if c.get("role", "llm") == "llm":
-                latency += float(c.get("latency_s") or 0.0)
-            if not c.get("cached"):
-                cached = False
+        input_tokens, output_tokens, cost, latency, cached = _call_sums(case)
         outcome = case["outcome"]
         head_key = (
             case["eval"],
