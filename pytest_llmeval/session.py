@@ -68,6 +68,8 @@ class EvalSession:
         self._secrets: set[str] = set()
         self._remember_models([*settings.cli_models, *settings.ini_models, settings.cli_judge, settings.ini_judge])
         self._missing_keys: dict[str, str] = {}  # model -> the one-line message, said once
+        #: Why a process's store was read-only or in memory (xdist workers' included).
+        self.store_problems: list[str] = []
         self.config_errors: list[str] = []
         self.cases: list[dict[str, Any]] = []
         self._first_attempts: dict[tuple[str, str | None, int], dict[str, Any]] = {}
@@ -533,6 +535,11 @@ class EvalSession:
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if self._gate is not None:
             self._gate.terminal_summary(terminalreporter)
+        # Said at the end too: the warning comes from whichever thread opened the store
+        # first (a planning thread, an xdist worker), where nobody may see it.
+        own = self._caller.store_problem if self._caller is not None else None
+        for problem in dict.fromkeys([*([own] if own else []), *self.store_problems]):
+            terminalreporter.write_line(f"pytest-llmeval: {problem}", yellow=True, bold=True)
 
 
 _MISSING_KEY = MissingKeyError.__name__ + ": "

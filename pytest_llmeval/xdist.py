@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _TALLIES_KEY = "llmeval_tallies"
 _COLLECTED_KEY = "llmeval_collected"
+_STORE_PROBLEM_KEY = "llmeval_store_problem"
 # The serialized report's field that carries ``report.llmeval`` as ASCII JSON.
 _WIRE_KEY = "llmeval_json"
 
@@ -43,6 +44,9 @@ class XdistHooks:
             # Every worker collects (and deselects) the whole suite: any one's counts do.
             counts = self.session.collected_counts(session) or {}
             workeroutput[_COLLECTED_KEY] = [[e, m, n] for (e, m), n in sorted(counts.items(), key=str)]
+            problem = self.session.caller.store_problem
+            if problem:
+                workeroutput[_STORE_PROBLEM_KEY] = problem
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(
@@ -71,6 +75,9 @@ class XdistHooks:
         tallies = (getattr(node, "workeroutput", None) or {}).get(_TALLIES_KEY)
         if tallies:
             self.session.gate.add_worker_tallies(tallies)
+        problem = (getattr(node, "workeroutput", None) or {}).get(_STORE_PROBLEM_KEY)
+        if isinstance(problem, str):
+            self.session.store_problems.append(problem)
         collected = (getattr(node, "workeroutput", None) or {}).get(_COLLECTED_KEY)
         if collected and self.session.worker_collected is None:
             self.session.worker_collected = [(e, m, int(n)) for e, m, n in collected]

@@ -528,6 +528,20 @@ def test_an_unopenable_cache_path_is_a_warning_and_a_run_in_memory(
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*StoreWarning: llmeval cache *adir cannot be opened (*in-memory cache*"])
     assert fake_api.count() == 3
+    # Said once more after the summary, where it cannot scroll away with the warnings.
+    assert result.stdout.str().count("pytest-llmeval: llmeval cache") == 1
+
+
+def test_an_unopenable_cache_path_is_said_under_xdist_too(pytester: pytest.Pytester, fake_api: FakeAPI) -> None:
+    # A worker opens the store in a planning thread, outside any test: its warning reached no
+    # one, and the run looked as if its answers were kept.
+    (pytester.path / "adir").mkdir()
+    pytester.makepyfile(test_capitals=CAPITALS_TEST)
+    answer_capitals(fake_api)
+    result = pytester.runpytest(*OPENAI, "--llmeval-cache-path", "adir", "-n", "2")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["pytest-llmeval: llmeval cache *adir cannot be opened (*in-memory cache*"])
+    assert result.stdout.str().count("pytest-llmeval: llmeval cache") == 1  # one line, not one per worker
 
 
 def block_writes(path: Path) -> None:

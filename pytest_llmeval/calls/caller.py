@@ -158,6 +158,11 @@ class Caller:
     def store_opened(self) -> bool:
         return self._store is not None
 
+    @property
+    def store_problem(self) -> str | None:
+        """Why the store is read-only or in memory for this run, if it is."""
+        return self._store.problem if self._store is not None else None
+
     def close(self) -> None:
         """End the run's calls: none is made or retried from now on (calls still in flight
         end by their timeout) and nothing more is stored."""
