@@ -161,7 +161,16 @@ def test_a_retry_after_past_the_deadline_fails_at_once(pytester: pytest.Pytester
     errors = sorted(c["error"] for c in cases.values())
     # The call that got the answer says so; the others are not sent while the pause lasts.
     assert sum("not retried: the server asks to wait 3600 s, past the deadline" in e for e in errors) == 1
-    assert sum("not called: the server asked for a pause of 3600 s more (Retry-After)" in e for e in errors) == 4
+    # "3600 s more", or 3599 once a second has passed since the answer (a loaded machine).
+    import re
+
+    assert (
+        sum(
+            bool(re.search(r"not called: the server asked for a pause of 3\d{3} s more \(Retry-After\)", e))
+            for e in errors
+        )
+        == 4
+    )
     assert fake_api.count() == 1
 
 
