@@ -254,10 +254,11 @@ def test_a_server_that_stays_down_is_given_up_after_one_deadline(pytester: pytes
     claimed = 0
     for error in errors:
         assert error.startswith("ProviderError: openai:gpt-4o-mini: "), error
+        # The cause is the server's 503; on a loaded machine an attempt may time out first.
         if "not called" in error:
-            assert "(HTTP 503)" in error
+            assert "(HTTP 503)" in error or "(timed out)" in error, error
         else:
-            assert "HTTP 503 from http://127.0.0.1:" in error
+            assert "HTTP 503 from http://127.0.0.1:" in error or "timed out" in error, error
             claimed += int(error.split("gave up after ", 1)[1].split(" ", 1)[0]) if "gave up after" in error else 1
     assert any("not tried again in this run" in e for e in errors)
     assert claimed <= fake_api.count()
