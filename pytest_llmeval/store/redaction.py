@@ -59,8 +59,6 @@ _URL_PARAM = (
     r"(?P<pre>[?&](?:[\w.-]*(?:key|token|secret|password|passwd|sig|signature|credential)[\w.-]*)=)"
     r"(?P<secret>[^&\s#\"'<>:;,)\]]+)"
 )
-_URL_USERINFO_RE = re.compile(_URL_USERINFO)
-_URL_PARAM_RE = re.compile(_URL_PARAM, re.IGNORECASE)
 
 
 #: API keys the plugin supplies for a run when none is set (under ``--llmeval-cache=replay``,
@@ -181,7 +179,9 @@ class Redactor:
         the joined text, so one check answers for all of them. A fragment that only spans a
         separator is a false alarm, which costs the full redaction and nothing else.
         """
-        if _may_hold_url_credentials(text) and (_URL_USERINFO_RE.search(text) or _URL_PARAM_RE.search(text)):
+        if _may_hold_url_credentials(text) and (
+            re.search(_URL_USERINFO, text) or re.search(_URL_PARAM, text, re.IGNORECASE)
+        ):
             return True
         return bool(self._grams) and not self._blocks.isdisjoint(self._aligned_blocks(text))
 
@@ -190,9 +190,9 @@ class Redactor:
         if not isinstance(text, str) or len(text) < MIN_SECRET_LENGTH:
             return text  # too short for a secret, a fragment or a URL's credentials
         if "@" in text and "://" in text:
-            text = _URL_USERINFO_RE.sub(lambda m: m["pre"] + REDACTED, text)
+            text = re.sub(_URL_USERINFO, lambda m: m["pre"] + REDACTED, text)
         if "=" in text and ("?" in text or "&" in text):
-            text = _URL_PARAM_RE.sub(lambda m: m["pre"] + REDACTED, text)
+            text = re.sub(_URL_PARAM, lambda m: m["pre"] + REDACTED, text, flags=re.IGNORECASE)
         if not self._grams or self._blocks.isdisjoint(self._aligned_blocks(text)):
             return text
         n, half = MIN_SECRET_LENGTH, MIN_SECRET_LENGTH // 2
