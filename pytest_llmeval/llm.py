@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["LLM"]
 
 # Parameters that would carry credentials or bypass the cache key; they are never taken.
-_REFUSED_PARAMS = frozenset({"api_key", "extra_headers", "headers", "timeout", "stream", "model", "messages"})
+_REFUSED_PARAMS = frozenset(
+    {"api_key", "extra_headers", "extra_query", "headers", "timeout", "stream", "model", "messages"}
+)
 _ROLES = frozenset({"system", "developer", "user", "assistant"})
 
 

@@ -93,14 +93,14 @@ def test_max_tokens_becomes_max_completion_tokens_only_on_openai_itself(monkeypa
     monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
     spec = ModelSpec.parse("openai:gpt-4o-mini")
     provider = OpenAIProvider(spec)
-    provider._get_client()  # makes the client (no request): build_kwargs needs its parameter names
-    kwargs = provider.build_kwargs(Request(spec, [{"role": "user", "content": "x"}], {"max_tokens": 5}))
-    assert kwargs["max_completion_tokens"] == 5 and "max_tokens" not in kwargs
+    body = provider.build_body(Request(spec, [{"role": "user", "content": "x"}], {"max_tokens": 5}))
+    assert body["max_completion_tokens"] == 5 and "max_tokens" not in body
     local = ModelSpec.parse("openai:llama3@http://127.0.0.1:11434/v1")
     provider = OpenAIProvider(local)
-    provider._get_client()
-    kwargs = provider.build_kwargs(Request(local, [{"role": "user", "content": "x"}], {"max_tokens": 5, "top_k": 3}))
-    assert kwargs["max_tokens"] == 5 and kwargs["extra_body"] == {"top_k": 3}
+    params = {"max_tokens": 5, "top_k": 3, "extra_body": {"min_p": 0.1}}
+    body = provider.build_body(Request(local, [{"role": "user", "content": "x"}], params))
+    # Every parameter is a field of the JSON body, the SDK's extra_body merged in.
+    assert body["max_tokens"] == 5 and body["top_k"] == 3 and body["min_p"] == 0.1 and "extra_body" not in body
 
 
 def test_local_server_form_needs_no_key(

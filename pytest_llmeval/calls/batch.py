@@ -87,13 +87,6 @@ class Outcome:
     error: str = ""
 
 
-def _body(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The JSON body the SDK would send for ``kwargs`` (``extra_body`` merged in)."""
-    body = {k: v for k, v in kwargs.items() if k not in ("extra_body", "extra_headers", "extra_query", "timeout")}
-    body.update(kwargs.get("extra_body") or {})
-    return body
-
-
 def _jsonl(line: dict[str, Any]) -> bytes:
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
@@ -113,7 +106,7 @@ class _OpenAIBatchAPI:
 
     def line(self, request: Request, custom_id: str) -> dict[str, Any]:
         """One line of the batch's input file."""
-        body = _body(self.provider.build_kwargs(request))
+        body = self.provider.build_body(request)
         return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
     def submit(self, lines: list[dict[str, Any]], *, timeout: float) -> str:
@@ -202,7 +195,7 @@ class _AnthropicBatchAPI:
 
     def line(self, request: Request, custom_id: str) -> dict[str, Any]:
         """One request of the batch."""
-        return {"custom_id": custom_id, "params": _body(self.provider.build_kwargs(request))}
+        return {"custom_id": custom_id, "params": self.provider.build_body(request)}
 
     def submit(self, lines: list[dict[str, Any]], *, timeout: float) -> str:
         """Create the batch; its id."""

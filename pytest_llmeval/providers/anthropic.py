@@ -5,18 +5,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from typing import Any
 
 from pytest_llmeval.errors import ConfigError, MissingKeyError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall
-from pytest_llmeval.providers._common import (
-    parse_json_reply,
-    sdk_parameters,
-    split_extra,
-    translate_sdk_error,
-    within,
-)
+from pytest_llmeval.providers._common import add_fields, post_json
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The Messages API requires max_tokens; this is used when the test does not set one.
@@ -30,7 +23,6 @@ class AnthropicProvider:
         self.spec = spec
         self.endpoint = (spec.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._client: Any = None
-        self._named: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def _get_client(self) -> Any:
@@ -47,11 +39,10 @@ class AnthropicProvider:
                 import anthropic  # lazy: over a second to import
 
                 self._client = anthropic.Anthropic(api_key=key, base_url=self.endpoint, max_retries=0)
-                self._named = sdk_parameters(self._client.messages.create)
             return self._client
 
-    def build_kwargs(self, request: Request) -> dict[str, Any]:
-        """The ``messages.create`` arguments for a neutral request.
+    def build_body(self, request: Request) -> dict[str, Any]:
+        """The JSON body of ``POST /v1/messages`` for a neutral request (batch requests too).
 
         System messages move to the top-level ``system``; consecutive messages of one role
         are merged, as the API requires alternation; ``stop`` becomes ``stop_sequences``.
@@ -71,19 +62,19 @@ class AnthropicProvider:
                 messages[-1]["content"].extend(parts)
             else:
                 messages.append({"role": role, "content": parts})
-        kwargs: dict[str, Any] = {"model": self.spec.name, "messages": messages}
+        body: dict[str, Any] = {"model": self.spec.name, "messages": messages}
         if system_parts:
             if all(set(p) == {"type", "text"} for p in system_parts):
-                kwargs["system"] = "\n\n".join(p["text"] for p in system_parts)
+                body["system"] = "\n\n".join(p["text"] for p in system_parts)
             else:
-                kwargs["system"] = system_parts  # keeps cache_control on long instructions
-        kwargs["max_tokens"] = (
+                body["system"] = system_parts  # keeps cache_control on long instructions
+        body["max_tokens"] = (
             params.pop("max_tokens", None) or params.pop("max_completion_tokens", None) or DEFAULT_MAX_TOKENS
         )
         params.pop("max_completion_tokens", None)
         if "stop" in params:
             stop = params.pop("stop")
-            kwargs["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
         # Anthropic has no seed; sampling at temperature 0 is its nearest equivalent.
         params.pop("seed", None)
         tools = params.pop("tools", None)
@@ -97,35 +88,22 @@ class AnthropicProvider:
                 "prompt or use a forced tool call (tools=..., tool_choice={'name': ...})"
             )
         if tools:
-            kwargs["tools"] = [_anthropic_tool(t) for t in tools]
+            body["tools"] = [_anthropic_tool(t) for t in tools]
         if tool_choice is not None:
-            kwargs["tool_choice"] = _anthropic_tool_choice(tool_choice)
-        return split_extra(kwargs, params, self._named)
+            body["tool_choice"] = _anthropic_tool_choice(tool_choice)
+        return add_fields(body, params)
 
     def complete(self, request: Request, *, timeout: float) -> StoredCompletion:
         client = self._get_client()
-        kwargs = self.build_kwargs(request)
-        try:
-            # The raw JSON, not the SDK's typed objects (see the OpenAI provider).
-            # Timed here, after the client exists: the request's own time, without the
-            # SDK's import and client start that the first call of a run pays.
-            started = time.perf_counter()
-            # ``within``: the SDK's timeout bounds each read, not the request (a server
-            # that drip-feeds its answer would never trip it).
-            http = within(
-                lambda: client.messages.with_raw_response.create(**kwargs, timeout=timeout).http_response, timeout
-            )
-            data = http.json() if http.content else None
-            latency = time.perf_counter() - started
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
-            raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        if data is None:
-            raise ProviderError(
-                f"{self.spec}: HTTP {http.status_code} from {self.endpoint} with an empty body", retryable=True
-            )
-        completion = parse_json_reply(_parse_response, data, self.spec, self.endpoint)
-        completion["latency_s"] = round(latency, 6)
-        return completion
+        return post_json(
+            client,
+            "/v1/messages",
+            self.build_body(request),
+            spec=self.spec,
+            endpoint=self.endpoint,
+            parse=_parse_response,
+            timeout=timeout,
+        )
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:

@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from typing import Any
 
 from pytest_llmeval.errors import MissingKeyError, ProviderError
 from pytest_llmeval.models import ModelSpec, Request, StoredCompletion, StoredToolCall, StoredUsage
-from pytest_llmeval.providers._common import (
-    content_text,
-    parse_json_reply,
-    sdk_parameters,
-    split_extra,
-    translate_sdk_error,
-    within,
-)
+from pytest_llmeval.providers._common import add_fields, content_text, post_json
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -33,7 +25,6 @@ class OpenAIProvider:
         self.spec = spec
         self.endpoint = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._client: Any = None
-        self._named: frozenset[str] = frozenset()
         self._no_auth: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
@@ -57,53 +48,36 @@ class OpenAIProvider:
                 api_key: Any = key or (lambda: "")
                 self._client = openai.OpenAI(api_key=api_key, base_url=self.endpoint, max_retries=0)
                 self._no_auth = None if key else {"Authorization": openai.Omit()}
-                self._named = sdk_parameters(self._client.chat.completions.create)
             return self._client
 
-    def build_kwargs(self, request: Request) -> dict[str, Any]:
-        """The ``chat.completions.create`` arguments for a neutral request."""
+    def build_body(self, request: Request) -> dict[str, Any]:
+        """The JSON body of ``POST /chat/completions`` for a neutral request (batch lines too)."""
         params = dict(request.params)
-        kwargs: dict[str, Any] = {"model": self.spec.name, "messages": [_openai_message(m) for m in request.messages]}
+        body: dict[str, Any] = {"model": self.spec.name, "messages": [_openai_message(m) for m in request.messages]}
         tools = params.pop("tools", None)
         tool_choice = params.pop("tool_choice", None)
         if tools:
-            kwargs["tools"] = [_openai_tool(t) for t in tools]
+            body["tools"] = [_openai_tool(t) for t in tools]
         if tool_choice is not None:
-            kwargs["tool_choice"] = _openai_tool_choice(tool_choice)
+            body["tool_choice"] = _openai_tool_choice(tool_choice)
         # OpenAI's own API wants max_completion_tokens (max_tokens is rejected by reasoning
         # models); compatible servers mostly know only max_tokens.
         if "max_tokens" in params and self.spec.base_url is None and self.endpoint == DEFAULT_BASE_URL:
             params["max_completion_tokens"] = params.pop("max_tokens")
-        return split_extra(kwargs, params, self._named)
+        return add_fields(body, params)
 
     def complete(self, request: Request, *, timeout: float) -> StoredCompletion:
         client = self._get_client()
-        kwargs = self.build_kwargs(request)  # after _get_client: needs the SDK's parameter names
-        if self._no_auth is not None:
-            kwargs["extra_headers"] = self._no_auth
-        try:
-            # The raw JSON, not the SDK's typed objects: building those costs more CPU than
-            # the rest of the call, and only these few fields are kept.
-            # Timed here, after the client exists: the request's own time, without the
-            # SDK's import and client start that the first call of a run pays.
-            started = time.perf_counter()
-            # ``within``: the SDK's timeout bounds each read, not the request (a server
-            # that drip-feeds its answer would never trip it).
-            http = within(
-                lambda: client.chat.completions.with_raw_response.create(**kwargs, timeout=timeout).http_response,
-                timeout,
-            )
-            data = http.json() if http.content else None
-            latency = time.perf_counter() - started
-        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
-            raise translate_sdk_error(exc, model=str(self.spec), endpoint=self.endpoint) from None
-        if data is None:
-            raise ProviderError(
-                f"{self.spec}: HTTP {http.status_code} from {self.endpoint} with an empty body", retryable=True
-            )
-        completion = parse_json_reply(_parse_response, data, self.spec, self.endpoint)
-        completion["latency_s"] = round(latency, 6)
-        return completion
+        return post_json(
+            client,
+            "/chat/completions",
+            self.build_body(request),
+            spec=self.spec,
+            endpoint=self.endpoint,
+            parse=_parse_response,
+            timeout=timeout,
+            headers=self._no_auth,
+        )
 
 
 def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
