@@ -39,9 +39,6 @@ from pytest_llmeval import exact
 def test_plain(llm):
     assert exact(llm("hello"), "echo: hello")
 
-def test_server_echoes_the_auth_header(llm):
-    llm("boom")
-
 def test_model_repeats_the_key(llm):
     # The model's answer holds the key: the failed assert shows it, reports keep the output.
     assert llm("repeat the key") == "something else"
@@ -52,6 +49,11 @@ def test_model_repeats_the_last_8_characters(llm):
 def test_prints_a_token(llm):
     print("token:", os.environ["FOO_TOKEN"], os.environ["AZURE_OPENAI_KEY"])
     assert llm("hello")
+
+# Last, and the run is sequential: a rejected key (the 401) ends that endpoint's calls, so a
+# call made after it would fail instead of returning the model's output.
+def test_server_echoes_the_auth_header(llm):
+    llm("boom")
 """
 
 REPORTS = [
@@ -96,7 +98,9 @@ def test_a_server_or_model_that_echoes_the_key_leaks_it_nowhere(
     pytester.makeconftest(SNAPSHOT_CONFTEST)
     pytester.makepyfile(test_hostile=HOSTILE_TEST)
     models = ["--llmeval-model", "openai:gpt-4o-mini", "--llmeval-model", "anthropic:claude-haiku-4-5"]
-    result = pytester.runpytest(*models, "--llmeval-retries=0", "-rA", *REPORTS)
+    # One call at a time, in file order: concurrent calls could send a later test's request
+    # after the 401 came back (which ends the endpoint's calls) or before, run by run.
+    result = pytester.runpytest(*models, "--llmeval-retries=0", "--llmeval-concurrency=0", "-rA", *REPORTS)
     result.assert_outcomes(passed=4, failed=6)
     # Not vacuous: the server did echo the keys, and the failure is shown.
     assert any(
@@ -156,7 +160,8 @@ def test_a_key_inside_a_model_url_leaks_nowhere(pytester: pytest.Pytester, fake_
     pytester.makeconftest(SNAPSHOT_CONFTEST)
     pytester.makepyfile(test_url=URL_TEST)
     models = ["--llmeval-model", with_password, "--llmeval-model", with_query]
-    result = pytester.runpytest(*models, "--llmeval-retries=0", "-rA", "-v", *REPORTS)
+    # Sequential for the same reason as above: test_answer's call is made before the 401.
+    result = pytester.runpytest(*models, "--llmeval-retries=0", "--llmeval-concurrency=0", "-rA", "-v", *REPORTS)
     result.assert_outcomes(passed=1, failed=3)
     # The credentials did travel (as Basic auth, base64 of user:password), so the check bites.
     sent = [r.headers.get("authorization", "") for r in fake_api.requests]
