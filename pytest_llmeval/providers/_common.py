@@ -156,9 +156,9 @@ def add_fields(body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     ``top_k``) reaches the server the same way; an ``extra_body`` is merged in, as the SDK does.
     """
     params = dict(params)
-    extra = params.pop("extra_body", None)
+    extra = params.pop("extra_body", None) if isinstance(params.get("extra_body"), dict) else None
     body.update(params)
-    if isinstance(extra, dict):
+    if extra:
         body.update(extra)
     return body
 
