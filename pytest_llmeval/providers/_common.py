@@ -155,10 +155,10 @@ def add_fields(body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     A parameter the SDK has no argument for (``temperature`` in recent Anthropic SDKs, vLLM's
     ``top_k``) reaches the server the same way; an ``extra_body`` is merged in, as the SDK does.
     """
-    params = dict(params)
-    extra = params.pop("extra_body", None) if isinstance(params.get("extra_body"), dict) else None
     body.update(params)
-    if extra:
+    extra = body.get("extra_body")
+    if isinstance(extra, dict):  # anything else is sent as it is: the server says what is wrong
+        del body["extra_body"]
         body.update(extra)
     return body
 
